@@ -1,0 +1,60 @@
+"""The composition root: every long-lived object of one server process.
+
+`create_app` builds one `Imboy` and keeps it in `app.extensions["imboy"]`;
+handlers reach services through it, and nothing else is global.
+"""
+from __future__ import annotations
+
+import logging
+
+from gevent.lock import BoundedSemaphore
+from typing import Any
+
+from .config import instance_file, secret_key
+from .db import Database
+from .mail import Mailer
+from .rsakey import RsaKey
+from .services.accounts import AccountService
+from .services.users import UserService
+from .services.friends import FriendService
+from .services.groups import GroupService
+from .services.messages import MessageService
+from .services.presence import PresenceService
+from .tokens import TokenService
+from .ws.registry import LocalRegistry
+from .ws.router import Router
+
+log = logging.getLogger("imboy")
+
+
+class Imboy:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.db = Database(config["DATABASE_URL"], pool_size=config["DB_POOL_SIZE"],
+                           pool_timeout=config["DB_POOL_TIMEOUT"],
+                           connect_timeout=config["DB_CONNECT_TIMEOUT"],
+                           query_timeout=config["DB_QUERY_TIMEOUT"])
+        self.tokens = TokenService(secret_key(config), config["ACCESS_TOKEN_TTL"],
+                                   config["REFRESH_TOKEN_TTL"])
+        self.rsa = RsaKey.load_or_create(config["RSA_PRIVATE_KEY"] or instance_file(config, "rsa_private_key.pem"))
+        self.mailer = Mailer(config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_USER"],
+                             config["SMTP_PASSWORD"], config["SMTP_TLS"], config["MAIL_FROM"],
+                             timeout=config["SMTP_TIMEOUT"])
+        self.users = UserService(self.db, config["DEFAULT_AVATAR"])
+        self.accounts = AccountService(self.db, self.tokens, self.rsa, self.mailer, config)
+        self.friends = FriendService(self.db)
+        self.groups = GroupService(self.db)
+        self.messages = MessageService(self.db, config["PENDING_LIMIT"])
+        self.registry = LocalRegistry()
+        self.presence = PresenceService(self.db, self.registry)
+        self.users.on_state_change = self.presence.state_changed
+        self.router = Router(self)
+        self.handshake_gate = BoundedSemaphore(config["HANDSHAKE_CONCURRENCY"])
+
+    def shutdown(self) -> None:
+        """Close every WebSocket with 1001 so clients reconnect elsewhere."""
+        for conn in self.registry.all_connections():
+            conn.close(1001, "server shutting down")
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,423 @@
+"""The only module that opens database connections.
+
+`Database` owns a bounded pool (PyMySQL for MySQL/MariaDB, one shared
+connection for the embedded SQLite default), runs every transaction through
+`run(name, fn)` / `transaction(name)`, and applies the numbered migrations in
+`sql/<dialect>/`.  Repositories write `%s` placeholders and one SQL dialect;
+the few places where MySQL and SQLite differ go through the small named hooks
+on `Database` (`insert_ignore`, `upsert_suffix`).
+
+A connection is used by one greenlet at a time, checked out with a time-out,
+and always returned rolled back, or thrown away when its state is unknown
+(a lost connection, gevent.Timeout, KeyboardInterrupt).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+import time
+from collections import deque
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+from urllib.parse import parse_qs, unquote, urlparse
+
+import gevent.lock
+import pymysql
+import pymysql.cursors
+import pymysql.err
+
+from .errors import ServiceUnavailable
+
+log = logging.getLogger("imboy.db")
+T = TypeVar("T")
+
+SQL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql")
+
+# A pooled MySQL connection idle for longer than this is pinged before use.
+_STALE_AFTER = 10.0
+# MySQL errors that mean "this object already exists": a migration step that
+# meets one on an existing imboy database has nothing left to do.
+_ALREADY_DONE = {1050, 1060, 1061, 1068, 1022}
+
+
+class Tx:
+    """One transaction on one connection: execute, fetch, insert."""
+
+    __slots__ = ("_cur", "dialect", "statements")
+
+    def __init__(self, cursor: Any, dialect: str) -> None:
+        self._cur = cursor
+        self.dialect = dialect
+        self.statements = 0
+
+    def _sql(self, sql: str) -> str:
+        return _to_qmark(sql) if self.dialect == "sqlite" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the affected row count."""
+        self.statements += 1
+        self._cur.execute(self._sql(sql), tuple(params))
+        return self._cur.rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        self.statements += 1
+        self._cur.executemany(self._sql(sql), [tuple(r) for r in rows])
+        return self._cur.rowcount
+
+    def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an INSERT and return the new row's id."""
+        self.execute(sql, params)
+        return int(self._cur.lastrowid or 0)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        self.execute(sql, params)
+        row = self._cur.fetchone()
+        return _as_dict(row) if row is not None else None
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        self.execute(sql, params)
+        return [_as_dict(r) for r in self._cur.fetchall()]
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.execute(sql, params)
+        row = self._cur.fetchone()
+        if row is None:
+            return None
+        return next(iter(row.values())) if isinstance(row, dict) else row[0]
+
+    # dialect hooks -------------------------------------------------------
+    @property
+    def insert_ignore(self) -> str:
+        """`INSERT IGNORE` in MySQL, `INSERT OR IGNORE` in SQLite."""
+        return "INSERT IGNORE" if self.dialect == "mysql" else "INSERT OR IGNORE"
+
+    def upsert_suffix(self, conflict_cols: Sequence[str], update_cols: Sequence[str]) -> str:
+        """The tail of an INSERT that updates `update_cols` on a key clash."""
+        if self.dialect == "mysql":
+            sets = ", ".join(f"`{c}` = VALUES(`{c}`)" for c in update_cols)
+            return f" ON DUPLICATE KEY UPDATE {sets}"
+        keys = ", ".join(f"`{c}`" for c in conflict_cols)
+        sets = ", ".join(f"`{c}` = excluded.`{c}`" for c in update_cols)
+        return f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    return row if isinstance(row, dict) else dict(row)
+
+
+@lru_cache(maxsize=2048)
+def _to_qmark(sql: str) -> str:
+    # Repository SQL never holds a literal "%s" inside a string constant.
+    return sql.replace("%s", "?")
+
+
+class _MySQLPool:
+    """A bounded gevent-safe pool of PyMySQL connections."""
+
+    dialect = "mysql"
+
+    def __init__(self, params: dict[str, Any], size: int, timeout: float) -> None:
+        self._params = params
+        self._timeout = timeout
+        self._slots = gevent.lock.BoundedSemaphore(size)
+        self._idle: deque[tuple[pymysql.connections.Connection, float]] = deque()
+        self.size = size
+        self.in_use = 0
+
+    def _connect(self) -> pymysql.connections.Connection:
+        try:
+            conn = pymysql.connect(**self._params)
+            with conn.cursor() as cur:
+                # Each statement sees what others committed before it.
+                cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            return conn
+        except pymysql.err.MySQLError as exc:
+            log.error("database connect failed: %s", exc.__class__.__name__)
+            raise ServiceUnavailable("Database unavailable") from exc
+
+    def acquire(self) -> pymysql.connections.Connection:
+        if not self._slots.acquire(timeout=self._timeout):
+            raise ServiceUnavailable("Database busy, try again")
+        try:
+            while self._idle:
+                conn, last_used = self._idle.pop()
+                if time.monotonic() - last_used < _STALE_AFTER:
+                    break
+                try:
+                    conn.ping(reconnect=False)
+                    break
+                except Exception:
+                    _close_quietly(conn)
+            else:
+                conn = self._connect()
+        except BaseException:
+            self._slots.release()
+            raise
+        self.in_use += 1
+        return conn
+
+    def release(self, conn: Any, reusable: bool) -> None:
+        self.in_use -= 1
+        if reusable:
+            self._idle.append((conn, time.monotonic()))
+        else:
+            _close_quietly(conn)
+        self._slots.release()
+
+    def cursor(self, conn: Any) -> Any:
+        return conn.cursor()
+
+    def begin(self, conn: Any) -> None:
+        # autocommit is off: the first statement opens the transaction, so
+        # no BEGIN round trip is needed.
+        pass
+
+    def close(self) -> None:
+        while self._idle:
+            _close_quietly(self._idle.pop()[0])
+
+
+class _SQLitePool:
+    """The embedded default: one connection, one greenlet at a time.
+
+    SQLite serialises writers anyway; one shared connection guarded by a
+    gevent lock keeps transactions in this process strictly one after the
+    other, and WAL with synchronous=FULL makes a commit durable.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str, timeout: float, busy_timeout: float) -> None:
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._path = path
+        self._busy = busy_timeout
+        self._timeout = timeout
+        self._lock = gevent.lock.BoundedSemaphore(1)
+        self._conn: sqlite3.Connection | None = None
+        self.size = 1
+        self.in_use = 0
+
+    def acquire(self) -> sqlite3.Connection:
+        if not self._lock.acquire(timeout=self._timeout):
+            raise ServiceUnavailable("Database busy, try again")
+        try:
+            if self._conn is None:
+                conn = sqlite3.connect(self._path, timeout=self._busy, isolation_level=None,
+                                       check_same_thread=False)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                self._conn = conn
+        except BaseException:
+            self._lock.release()
+            raise
+        self.in_use = 1
+        return self._conn
+
+    def release(self, conn: Any, reusable: bool) -> None:
+        self.in_use = 0
+        if not reusable:
+            _close_quietly(conn)
+            self._conn = None
+        self._lock.release()
+
+    def cursor(self, conn: Any) -> Any:
+        return conn.cursor()
+
+    def begin(self, conn: Any) -> None:
+        # IMMEDIATE takes the write lock up front, so a transaction never
+        # fails half-way on a lock upgrade against another process (the CLI).
+        conn.execute("BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            _close_quietly(self._conn)
+            self._conn = None
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:
+        pass
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    return isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError,
+                            ConnectionError, OSError))
+
+
+class Database:
+    """Pool + transactions + migrations for one database URL."""
+
+    def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 5.0,
+                 connect_timeout: float = 5.0, query_timeout: float = 30.0) -> None:
+        self.url = url
+        parsed = urlparse(url)
+        if parsed.scheme == "sqlite":
+            path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ":memory:"
+            self.dialect = "sqlite"
+            self._pool: Any = _SQLitePool(path or ":memory:", pool_timeout, query_timeout)
+            self.database = path
+        elif parsed.scheme in ("mysql", "mysql+pymysql", "mariadb"):
+            query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+            self.dialect = "mysql"
+            self.database = unquote(parsed.path.lstrip("/"))
+            params = dict(
+                host=parsed.hostname or "127.0.0.1",
+                port=parsed.port or 3306,
+                user=unquote(parsed.username or "root"),
+                password=unquote(parsed.password or ""),
+                database=self.database or None,
+                charset="utf8mb4",
+                autocommit=False,
+                connect_timeout=connect_timeout,
+                read_timeout=query_timeout,
+                write_timeout=query_timeout,
+                cursorclass=pymysql.cursors.DictCursor,
+                # Strict mode: an over-long value is an error, never silently cut.
+                init_command="SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+            )
+            if "unix_socket" in query:
+                params["unix_socket"] = query["unix_socket"]
+            self._pool = _MySQLPool(params, pool_size, pool_timeout)
+        else:
+            raise ValueError(f"unsupported database URL scheme: {parsed.scheme!r}")
+
+    # transactions --------------------------------------------------------
+    @contextmanager
+    def transaction(self, name: str) -> Iterator[Tx]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+        pool = self._pool
+        conn = pool.acquire()
+        reusable = False
+        try:
+            pool.begin(conn)
+            yield Tx(pool.cursor(conn), self.dialect)
+            conn.commit()
+            reusable = True
+        except BaseException as exc:
+            lost = _lost_connection(exc)
+            # The server answered, so the connection's state is known: roll
+            # back and keep it.  Anything else (lost connection, Timeout,
+            # KeyboardInterrupt) leaves it unknown: throw it away.
+            if isinstance(exc, Exception) and not lost:
+                try:
+                    conn.rollback()
+                    reusable = True
+                except Exception:
+                    pass
+            if lost:
+                log.warning("transaction %s lost its connection: %s", name, exc.__class__.__name__)
+                raise ServiceUnavailable("Database unavailable") from exc
+            raise
+        finally:
+            pool.release(conn, reusable)
+
+    def run(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(tx, *args)` in a transaction named `name`.
+
+        A connection found dead on the first statement (the server restarted
+        while it sat idle) is replaced and the transaction tried once more:
+        nothing of it can have been applied.
+        """
+        for attempt in (0, 1):
+            tx_ref: list[Tx] = []
+            try:
+                with self.transaction(name) as tx:
+                    tx_ref.append(tx)
+                    return fn(tx, *args)
+            except ServiceUnavailable as exc:
+                first_statement = not tx_ref or tx_ref[0].statements <= 1
+                if attempt or not first_statement or exc.__cause__ is None:
+                    raise
+        raise AssertionError("unreachable")
+
+    def read(self, name: str, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A one-statement read, for handlers of queries that need no more."""
+        return self.run(name, lambda tx: tx.all(sql, params))
+
+    @property
+    def pool_in_use(self) -> int:
+        return self._pool.in_use
+
+    @property
+    def pool_size(self) -> int:
+        return self._pool.size
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # migrations ----------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply every pending migration of sql/<dialect>/; returns their names."""
+        folder = os.path.join(SQL_DIR, self.dialect)
+        files = sorted(f for f in os.listdir(folder) if re.match(r"^\d{4}_.*\.sql$", f))
+        applied: list[str] = []
+        with self._migration_lock():
+            with self.transaction("migrate.version_table") as tx:
+                tx.execute("CREATE TABLE IF NOT EXISTS imboy_schema_version ("
+                           " version INT NOT NULL PRIMARY KEY,"
+                           " name VARCHAR(200) NOT NULL,"
+                           " applied_at BIGINT NOT NULL)")
+                done = {r["version"] for r in tx.all("SELECT version FROM imboy_schema_version")}
+            for fname in files:
+                version = int(fname[:4])
+                if version in done:
+                    continue
+                with open(os.path.join(folder, fname), encoding="utf-8") as fh:
+                    statements = split_sql(fh.read())
+                self._apply(version, fname, statements)
+                applied.append(fname)
+                log.info("applied migration %s", fname)
+        return applied
+
+    def _apply(self, version: int, fname: str, statements: list[str]) -> None:
+        # MySQL commits DDL implicitly, so each statement stands alone and a
+        # re-run after a crash skips what already exists.  SQLite runs the
+        # whole file in one transaction.
+        with self.transaction(f"migrate.{fname}") as tx:
+            for stmt in statements:
+                if self.dialect == "mysql":
+                    try:
+                        tx._cur.execute(stmt)
+                    except pymysql.err.MySQLError as exc:
+                        if exc.args and exc.args[0] in _ALREADY_DONE:
+                            continue
+                        raise
+                else:
+                    tx._cur.execute(stmt)
+            tx.execute("INSERT INTO imboy_schema_version (version, name, applied_at) VALUES (%s, %s, %s)",
+                       (version, fname, int(time.time() * 1000)))
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self.dialect != "mysql":
+            yield
+            return
+        # A connection of its own, outside the pool, so a pool of one still
+        # has its slot for the migration itself.
+        conn = self._pool._connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT GET_LOCK('imboy_migrate', 60) AS got")
+                if not cur.fetchone()["got"]:
+                    raise ServiceUnavailable("Could not take the migration lock")
+            try:
+                yield
+            finally:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT RELEASE_LOCK('imboy_migrate')")
+        finally:
+            _close_quietly(conn)
+
+
+def split_sql(text: str) -> list[str]:
+    """Split a migration file into statements (no procedures, `;` ends one)."""
+    lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
+    parts = (s.strip().rstrip(";").strip() for s in "\n".join(lines).split(";\n"))
+    return [p for p in parts if p]

@@ -1,0 +1,105 @@
+"""`user_friend`, `user_friend_category` and `user_friend_apply`."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..db import Tx
+
+
+def is_friend(tx: Tx, from_uid: int, to_uid: int) -> bool:
+    """A `user_friend` row from `from_uid` to `to_uid` with status 1."""
+    return tx.scalar("SELECT COUNT(*) FROM `user_friend` WHERE `from_user_id` = %s"
+                     " AND `to_user_id` = %s AND `status` = 1", (from_uid, to_uid)) > 0
+
+
+def friend_ids(tx: Tx, uid: int) -> list[int]:
+    return [r["to_user_id"] for r in tx.all(
+        "SELECT `to_user_id` FROM `user_friend` WHERE `from_user_id` = %s AND `status` = 1", (uid,))]
+
+
+def friend_rows(tx: Tx, uid: int) -> list[dict[str, Any]]:
+    return tx.all("SELECT `to_user_id`, `category_id`, `remark` FROM `user_friend`"
+                  " WHERE `from_user_id` = %s AND `status` = 1 ORDER BY `id`", (uid,))
+
+
+def link(tx: Tx, from_uid: int, to_uid: int, now: int, category_id: int = 0) -> None:
+    """Make (or revive) the row from one user to the other."""
+    tx.execute(f"{tx.insert_ignore} INTO `user_friend` (`from_user_id`, `to_user_id`, `status`,"
+               " `category_id`, `remark`, `created_at`, `updated_at`, `setting`)"
+               " VALUES (%s, %s, 1, %s, '', %s, %s, '{}')", (from_uid, to_uid, category_id, now, now))
+    tx.execute("UPDATE `user_friend` SET `status` = 1, `updated_at` = %s"
+               " WHERE `from_user_id` = %s AND `to_user_id` = %s AND `status` <> 1", (now, from_uid, to_uid))
+
+
+def unlink(tx: Tx, from_uid: int, to_uid: int, now: int) -> int:
+    return tx.execute("UPDATE `user_friend` SET `status` = -1, `updated_at` = %s"
+                      " WHERE `from_user_id` = %s AND `to_user_id` = %s AND `status` = 1",
+                      (now, from_uid, to_uid))
+
+
+def set_remark(tx: Tx, from_uid: int, to_uid: int, remark: str, now: int) -> int:
+    return tx.execute("UPDATE `user_friend` SET `remark` = %s, `updated_at` = %s"
+                      " WHERE `from_user_id` = %s AND `to_user_id` = %s AND `status` = 1",
+                      (remark, now, from_uid, to_uid))
+
+
+def set_category(tx: Tx, from_uid: int, to_uid: int, category_id: int, now: int) -> int:
+    return tx.execute("UPDATE `user_friend` SET `category_id` = %s, `updated_at` = %s"
+                      " WHERE `from_user_id` = %s AND `to_user_id` = %s AND `status` = 1",
+                      (category_id, now, from_uid, to_uid))
+
+
+def move_category_to_default(tx: Tx, owner_uid: int, category_id: int, now: int) -> None:
+    tx.execute("UPDATE `user_friend` SET `category_id` = 0, `updated_at` = %s"
+               " WHERE `from_user_id` = %s AND `category_id` = %s", (now, owner_uid, category_id))
+
+
+# categories -------------------------------------------------------------------
+def categories(tx: Tx, owner_uid: int) -> list[dict[str, Any]]:
+    return tx.all("SELECT `id`, `name` FROM `user_friend_category` WHERE `owner_user_id` = %s"
+                  " ORDER BY `id`", (owner_uid,))
+
+
+def category(tx: Tx, category_id: int) -> dict[str, Any] | None:
+    return tx.one("SELECT `id`, `name`, `owner_user_id` FROM `user_friend_category` WHERE `id` = %s",
+                  (category_id,))
+
+
+def add_category(tx: Tx, owner_uid: int, name: str) -> int:
+    return tx.insert("INSERT INTO `user_friend_category` (`name`, `owner_user_id`) VALUES (%s, %s)",
+                     (name, owner_uid))
+
+
+def rename_category(tx: Tx, category_id: int, name: str) -> None:
+    tx.execute("UPDATE `user_friend_category` SET `name` = %s WHERE `id` = %s", (name, category_id))
+
+
+def delete_category(tx: Tx, category_id: int) -> None:
+    tx.execute("DELETE FROM `user_friend_category` WHERE `id` = %s", (category_id,))
+
+
+# requests ---------------------------------------------------------------------
+def put_apply(tx: Tx, from_uid: int, to_uid: int, msg: str, now: int) -> None:
+    """Record (or renew) a pending request from one user to another."""
+    tx.execute(f"{tx.insert_ignore} INTO `user_friend_apply` (`from_user_id`, `to_user_id`, `msg`,"
+               " `status`, `created_at`, `updated_at`) VALUES (%s, %s, %s, 0, %s, %s)",
+               (from_uid, to_uid, msg, now, now))
+    tx.execute("UPDATE `user_friend_apply` SET `msg` = %s, `status` = 0, `created_at` = %s, `updated_at` = %s"
+               " WHERE `from_user_id` = %s AND `to_user_id` = %s", (msg, now, now, from_uid, to_uid))
+
+
+def pending_apply(tx: Tx, from_uid: int, to_uid: int) -> dict[str, Any] | None:
+    return tx.one("SELECT `id`, `msg`, `created_at` FROM `user_friend_apply` WHERE `from_user_id` = %s"
+                  " AND `to_user_id` = %s AND `status` = 0", (from_uid, to_uid))
+
+
+def close_apply(tx: Tx, from_uid: int, to_uid: int, status: int, now: int) -> int:
+    return tx.execute("UPDATE `user_friend_apply` SET `status` = %s, `updated_at` = %s"
+                      " WHERE `from_user_id` = %s AND `to_user_id` = %s AND `status` = 0",
+                      (status, now, from_uid, to_uid))
+
+
+def applies_to(tx: Tx, to_uid: int, limit: int) -> list[dict[str, Any]]:
+    return tx.all("SELECT `from_user_id`, `msg`, `created_at` FROM `user_friend_apply`"
+                  " WHERE `to_user_id` = %s AND `status` = 0 ORDER BY `created_at` DESC, `id` DESC LIMIT %s",
+                  (to_uid, limit))

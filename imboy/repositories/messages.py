@@ -1,0 +1,83 @@
+"""`msg_c2c` (messages and the one-to-one pending store), `msg_c2g` and
+`msg_c2g_timeline` (one pending entry per member who has not acked)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..db import Tx
+
+PENDING, ACKED, DROPPED = 0, 1, 2
+C2C_COLS = "`id`, `msg_id`, `from_id`, `to_id`, `payload`, `created_at`, `server_ts`, `status`"
+
+
+def c2c_by_msg_id(tx: Tx, msg_id: str) -> dict[str, Any] | None:
+    return tx.one(f"SELECT {C2C_COLS} FROM `msg_c2c` WHERE `msg_id` = %s", (msg_id,))
+
+
+def insert_c2c(tx: Tx, msg_id: str, from_uid: int, to_uid: int, payload: str, created_at: int,
+               server_ts: int) -> int:
+    return tx.insert("INSERT INTO `msg_c2c` (`msg_id`, `from_id`, `to_id`, `payload`, `created_at`, `server_ts`,"
+                     " `status`) VALUES (%s, %s, %s, %s, %s, %s, 0)",
+                     (msg_id, from_uid, to_uid, payload, created_at, server_ts))
+
+
+def pending_count(tx: Tx, to_uid: int) -> int:
+    return tx.scalar("SELECT COUNT(*) FROM `msg_c2c` WHERE `to_id` = %s AND `status` = 0", (to_uid,))
+
+
+def drop_oldest_pending(tx: Tx, to_uid: int, n: int) -> None:
+    """Mark the `n` oldest pending messages of a user as dropped."""
+    rows = tx.all("SELECT `id` FROM `msg_c2c` WHERE `to_id` = %s AND `status` = 0 ORDER BY `id` LIMIT %s",
+                  (to_uid, n))
+    if rows:
+        marks = ", ".join(["%s"] * len(rows))
+        tx.execute(f"UPDATE `msg_c2c` SET `status` = 2 WHERE `id` IN ({marks})", [r["id"] for r in rows])
+
+
+def ack_c2c(tx: Tx, to_uid: int, msg_id: str) -> int:
+    return tx.execute("UPDATE `msg_c2c` SET `status` = 1 WHERE `msg_id` = %s AND `to_id` = %s AND `status` = 0",
+                      (msg_id, to_uid))
+
+
+def revoke_pending_c2c(tx: Tx, row_id: int, payload: str) -> int:
+    return tx.execute("UPDATE `msg_c2c` SET `payload` = %s WHERE `id` = %s AND `status` = 0", (payload, row_id))
+
+
+def pending_c2c(tx: Tx, to_uid: int, after_server_ts: int = 0, limit: int = 100000) -> list[dict[str, Any]]:
+    return tx.all(f"SELECT {C2C_COLS} FROM `msg_c2c` WHERE `to_id` = %s AND `status` = 0 AND `server_ts` > %s"
+                  " ORDER BY `id` LIMIT %s", (to_uid, after_server_ts, limit))
+
+
+def purge_c2c(tx: Tx, before_server_ts: int, dry_run: bool) -> int:
+    if dry_run:
+        return tx.scalar("SELECT COUNT(*) FROM `msg_c2c` WHERE `status` = 0 AND `server_ts` < %s",
+                         (before_server_ts,))
+    return tx.execute("UPDATE `msg_c2c` SET `status` = 2 WHERE `status` = 0 AND `server_ts` < %s",
+                      (before_server_ts,))
+
+
+# group messages -----------------------------------------------------------------
+C2G_COLS = "`id`, `msg_id`, `from_id`, `to_groupid`, `payload`, `created_at`, `server_ts`"
+
+
+def c2g_by_msg_id(tx: Tx, msg_id: str) -> dict[str, Any] | None:
+    return tx.one(f"SELECT {C2G_COLS} FROM `msg_c2g` WHERE `msg_id` = %s", (msg_id,))
+
+
+def insert_c2g(tx: Tx, msg_id: str, from_uid: int, gid: int, payload: str, created_at: int,
+               server_ts: int, member_ids: Sequence[int]) -> None:
+    tx.execute("INSERT INTO `msg_c2g` (`msg_id`, `from_id`, `to_groupid`, `payload`, `created_at`, `server_ts`)"
+               " VALUES (%s, %s, %s, %s, %s, %s)", (msg_id, from_uid, gid, payload, created_at, server_ts))
+    if member_ids:
+        tx.executemany("INSERT INTO `msg_c2g_timeline` (`to_groupid`, `to_id`, `created_at`, `msg_id`)"
+                       " VALUES (%s, %s, %s, %s)", [(gid, uid, server_ts, msg_id) for uid in member_ids])
+
+
+def ack_c2g(tx: Tx, to_uid: int, msg_id: str) -> int:
+    return tx.execute("DELETE FROM `msg_c2g_timeline` WHERE `msg_id` = %s AND `to_id` = %s", (msg_id, to_uid))
+
+
+def pending_c2g(tx: Tx, to_uid: int, limit: int = 100000) -> list[dict[str, Any]]:
+    return tx.all("SELECT m.`id`, m.`msg_id`, m.`from_id`, m.`to_groupid`, m.`payload`, m.`created_at`,"
+                  " m.`server_ts` FROM `msg_c2g_timeline` t JOIN `msg_c2g` m ON m.`msg_id` = t.`msg_id`"
+                  " WHERE t.`to_id` = %s ORDER BY t.`id` LIMIT %s", (to_uid, limit))

@@ -1,0 +1,37 @@
+"""`python wsgi.py`: gevent's WSGI server with the imboy WebSocket handler."""
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+import gevent
+from gevent.pywsgi import WSGIServer
+
+from .ws.handler import ImboyWebSocketHandler
+
+log = logging.getLogger("imboy")
+
+
+def make_server(app: Any, host: str, port: int, access_log: bool = False) -> WSGIServer:
+    return WSGIServer((host, port), app, handler_class=ImboyWebSocketHandler,
+                      log=logging.getLogger("imboy.access") if access_log else None,
+                      error_log=logging.getLogger("imboy.http"))
+
+
+def serve(app: Any) -> None:
+    """Serve until SIGTERM or SIGINT, then close WebSockets with 1001."""
+    imboy = app.extensions["imboy"]
+    config = imboy.config
+    server = make_server(app, config["HOST"], config["PORT"])
+
+    def stop() -> None:
+        log.info("shutting down")
+        server.stop_accepting()
+        imboy.shutdown()
+        server.stop(timeout=5)
+
+    gevent.signal_handler(signal.SIGTERM, stop)
+    gevent.signal_handler(signal.SIGINT, stop)
+    log.info("imboy listening on %s:%s (%s)", config["HOST"], config["PORT"], imboy.db.dialect)
+    server.serve_forever()

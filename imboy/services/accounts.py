@@ -1,0 +1,195 @@
+"""Accounts: verification codes, sign-up, login, tokens, password reset."""
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Any
+
+from .. import passwords
+from ..clock import now_ms
+from ..db import Database, Tx
+from ..errors import BadRequest, ImboyError
+from ..mail import Mailer
+from ..repositories import codes as codes_repo
+from ..repositories import users as users_repo
+from ..rsakey import RsaKey
+from ..tokens import TokenService
+from .users import public_user
+
+log = logging.getLogger("imboy.accounts")
+
+EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)+$")
+MOBILE_RE = re.compile(r"^\d{11}$")
+LOGIN_FAILED = "Incorrect account or password"
+CODE_INVALID = "The verification code is invalid or has expired"
+MAX_PASSWORD = 256
+
+
+def check_email(value: str) -> str:
+    email = value.strip().lower()
+    if len(email) > 80 or not EMAIL_RE.match(email):
+        raise BadRequest("Invalid email address")
+    return email
+
+
+class AccountService:
+    def __init__(self, db: Database, tokens: TokenService, rsa: RsaKey, mailer: Mailer,
+                 config: dict[str, Any]) -> None:
+        self.db = db
+        self.tokens = tokens
+        self.rsa = rsa
+        self.mailer = mailer
+        self.code_ttl_ms = int(config["CODE_TTL"] * 1000)
+        self.resend_ms = int(config["CODE_RESEND_INTERVAL"] * 1000)
+        self.max_attempts = config["CODE_MAX_ATTEMPTS"]
+        self.default_avatar = config["DEFAULT_AVATAR"]
+
+    # verification codes -----------------------------------------------------
+    def send_code(self, kind: str, account: str) -> None:
+        """Mail a 6-digit code; a request within the resend interval sends nothing."""
+        if kind != "email":
+            raise BadRequest("Unsupported type")
+        email = check_email(account)
+        key = "email:" + email
+        now = now_ms()
+        code = f"{secrets.randbelow(1_000_000):06d}"
+
+        def store(tx: Tx) -> bool:
+            current = codes_repo.get(tx, key)
+            if current and now - current["created_at"] < self.resend_ms and current["validity_at"] > now:
+                return False
+            codes_repo.put(tx, key, code, now + self.code_ttl_ms, now)
+            return True
+
+        if not self.db.run("accounts.store_code", store):
+            return
+        try:
+            self.mailer.send_code(email, code)
+        except ImboyError:
+            # Not sent: forget it, so the user may ask again at once.
+            self.db.run("accounts.drop_code", lambda tx: codes_repo.delete(tx, key))
+            raise
+
+    def _use_code(self, tx: Tx, email: str, code: str) -> None:
+        """Check the code inside the caller's transaction; it is spent on success."""
+        key = "email:" + email
+        row = codes_repo.get(tx, key)
+        if row is None or row["validity_at"] <= now_ms() or row["attempts"] >= self.max_attempts:
+            raise BadRequest(CODE_INVALID)
+        if not secrets.compare_digest(str(row["code"]), code):
+            # Counted in its own transaction: the caller's rolls back.
+            self.db.run("accounts.count_attempt", lambda t: codes_repo.count_attempt(t, key))
+            raise BadRequest(CODE_INVALID)
+        codes_repo.delete(tx, key)
+
+    def _password(self, pwd: str, rsa_encrypt: str) -> str:
+        if rsa_encrypt == "1":
+            pwd = self.rsa.decrypt(pwd)
+        elif rsa_encrypt != "0":
+            raise BadRequest("Invalid rsa_encrypt")
+        if not pwd or len(pwd) > MAX_PASSWORD:
+            raise BadRequest("Invalid password")
+        return pwd
+
+    # sign-up and login ---------------------------------------------------
+    def signup(self, kind: str, account: str, pwd: str, rsa_encrypt: str, code: str,
+               ref_uid: int, ip: str, cosv: str) -> dict[str, Any]:
+        if kind != "email":
+            raise BadRequest("Unsupported type")
+        email = check_email(account)
+        password = self._password(pwd, rsa_encrypt)
+        pw_hash = passwords.hash_password(password)
+        now = now_ms()
+
+        def create(tx: Tx) -> dict[str, Any]:
+            if users_repo.exists_email(tx, email):
+                raise BadRequest("This email is already registered")
+            self._use_code(tx, email, code)
+            ref = ref_uid if ref_uid and users_repo.by_id(tx, ref_uid) else 0
+            for _ in range(20):
+                number = str(100_000_000 + secrets.randbelow(900_000_000))
+                if not users_repo.exists_account(tx, number):
+                    break
+            else:  # pragma: no cover - 20 clashes in 900 million numbers
+                raise ImboyError("Could not allocate an account number, try again")
+            uid = users_repo.insert(tx, email=email, account=number, password=pw_hash,
+                                    nickname=email.split("@")[0][:80], ref_user_id=ref,
+                                    reg_ip=ip[:40], reg_cosv=cosv[:255], now=now)
+            users_repo.record_login(tx, uid, ip, now)
+            return users_repo.by_id(tx, uid)
+
+        user = self.db.run("accounts.signup", create)
+        return self._login_payload(user)
+
+    def login(self, kind: str, account: str, pwd: str, rsa_encrypt: str, ip: str) -> dict[str, Any]:
+        account = account.strip()
+        if not kind:
+            kind = "email" if "@" in account else "mobile" if MOBILE_RE.match(account) else "account"
+        column = {"email": "email", "mobile": "mobile", "account": "account"}.get(kind)
+        if column is None:
+            raise BadRequest("Unsupported type")
+        if column == "email":
+            account = account.lower()
+        password = self._password(pwd, rsa_encrypt)
+        row = self.db.run("accounts.find_login", users_repo.credentials_by, column, account)
+        if row is None or row["status"] != 1:
+            # Same work and same answer as a wrong password: no account probing.
+            passwords.verify_password(password, _DUMMY_HASH)
+            raise BadRequest(LOGIN_FAILED)
+        ok, upgrade = passwords.verify_password(password, row["password"] or "")
+        if not ok:
+            raise BadRequest(LOGIN_FAILED)
+        new_hash = passwords.hash_password(password) if upgrade else None
+        now = now_ms()
+
+        def record(tx: Tx) -> None:
+            if new_hash:
+                users_repo.set_password(tx, row["id"], new_hash)
+            users_repo.record_login(tx, row["id"], ip, now)
+
+        self.db.run("accounts.record_login", record)
+        return self._login_payload(row)
+
+    def _login_payload(self, user: dict[str, Any]) -> dict[str, Any]:
+        uid = user["id"]
+        profile = public_user(user, self.default_avatar)
+        return {
+            "token": self.tokens.access_token(uid),
+            "refreshtoken": self.tokens.refresh_token(uid),
+            "uid": profile["id"],
+            "nickname": profile["nickname"],
+            "avatar": profile["avatar"],
+            "account": profile["account"],
+            "gender": int(user.get("gender") or 0),
+            "area": "",
+            "role": 1,
+            "sign": profile["sign"],
+        }
+
+    def refresh(self, refresh_token: str) -> str:
+        uid = self.tokens.verify_refresh(refresh_token)
+        if self.db.run("accounts.refresh", users_repo.by_id, uid) is None:
+            raise BadRequest("User not found", code=706)
+        return self.tokens.access_token(uid)
+
+    def find_password(self, kind: str, account: str, code: str, pwd: str, rsa_encrypt: str) -> None:
+        if kind != "email":
+            raise BadRequest("Unsupported type")
+        email = check_email(account)
+        password = self._password(pwd, rsa_encrypt)
+        pw_hash = passwords.hash_password(password)
+
+        def reset(tx: Tx) -> None:
+            row = users_repo.credentials_by(tx, "email", email)
+            self._use_code(tx, email, code)
+            if row is None:
+                raise BadRequest(CODE_INVALID)
+            users_repo.set_password(tx, row["id"], pw_hash)
+
+        self.db.run("accounts.find_password", reset)
+
+
+# A well-formed hash of no password: unknown accounts cost a KDF run too.
+_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + "A" * 43 + "="

@@ -1,0 +1,216 @@
+"""One WebSocket connection: a reading loop, one writer, retry timers.
+
+The greenlet that accepted the connection reads it; every write goes
+through `_out`, a bounded queue drained by a writer greenlet that exists
+only while there is something to send, so a socket never has two writers
+and an idle connection costs no second greenlet.  Retry timers are libev
+timers owned by the connection and die with it: the pending store in the
+database, not a timer, is what guarantees delivery.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+from collections import deque
+from itertools import count
+from typing import Any, Callable
+
+import gevent
+from gevent.event import Event
+
+from ..wire import error_frame
+from .frames import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ConnectionLost, FrameReader,
+                     ProtocolViolation, close_payload, encode_frame)
+
+log = logging.getLogger("imboy.ws")
+
+# How long a closing connection waits for the peer's close frame.
+CLOSE_GRACE = 2.0
+# Frames joined into one sendall by the writer.
+WRITE_BATCH = 64
+_ids = count(1)
+
+
+class Connection:
+    __slots__ = ("id", "uid", "device", "_sock", "_read", "_out", "_writer", "_retries",
+                 "_schedule", "_queue_limit", "_max_frame", "_loop", "closing", "close_code",
+                 "_close_timer", "_drained", "__weakref__")
+
+    def __init__(self, sock: Any, read: Callable[[int], bytes], uid: int, device: str,
+                 config: dict[str, Any]) -> None:
+        self.id = next(_ids)
+        self.uid = uid
+        self.device = device
+        self._sock = sock
+        self._read = read
+        self._out: deque[bytes] = deque()
+        self._writer: gevent.Greenlet | None = None
+        self._retries: dict[str, list] = {}
+        self._schedule: tuple[float, ...] = tuple(config["ACK_RETRY_SCHEDULE"])
+        self._queue_limit: int = config["SEND_QUEUE_LIMIT"]
+        self._max_frame: int = config["MAX_FRAME_BYTES"]
+        self._loop = gevent.get_hub().loop
+        self.closing = False
+        self.close_code: int | None = None
+        self._close_timer = None
+        self._drained: Event | None = None
+        sock.settimeout(config["WS_IDLE_TIMEOUT"])
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} uid={self.uid} device={self.device}>"
+
+    # writing -------------------------------------------------------------
+    def send(self, text: str) -> bool:
+        """Queue one text frame; False when the connection is closing or was closed."""
+        return self._enqueue(encode_frame(OP_TEXT, text.encode("utf-8")))
+
+    def _enqueue(self, data: bytes, control: bool = False) -> bool:
+        if self.closing and not control:
+            return False
+        if len(self._out) >= self._queue_limit and not control:
+            # The client stopped reading: drop it rather than grow without
+            # bound; what it missed is still pending and comes back on reconnect.
+            log.warning("conn %s uid=%s: send queue full, closing", self.id, self.uid)
+            self.close(1008, "send queue full")
+            return False
+        self._out.append(data)
+        if self._writer is None:
+            self._writer = gevent.spawn(self._drain)
+        return True
+
+    def _drain(self) -> None:
+        out = self._out
+        try:
+            while out:
+                if len(out) == 1:
+                    data = out.popleft()
+                else:
+                    data = b"".join(out.popleft() for _ in range(min(WRITE_BATCH, len(out))))
+                self._sock.sendall(data)
+        except (OSError, socket.timeout):
+            out.clear()
+            self.closing = True
+            self._shutdown()
+        finally:
+            self._writer = None
+            if self._drained is not None:
+                self._drained.set()
+
+    def wait_writable(self, timeout: float = 30.0) -> bool:
+        """Block until the send queue is below half its bound (flow control)."""
+        while len(self._out) > self._queue_limit // 2 and not self.closing:
+            self._drained = Event()
+            if not self._drained.wait(timeout):
+                return False
+        return not self.closing
+
+    def push(self, frame: str, retry_key: str | None = None) -> None:
+        """Send a message frame and, with a key, re-send it on the retry schedule."""
+        if not self.send(frame) or retry_key is None:
+            return
+        self._arm(retry_key, frame, 0)
+
+    def _arm(self, key: str, frame: str, step: int) -> None:
+        old = self._retries.pop(key, None)
+        if old is not None:
+            old[0].close()
+        if step >= len(self._schedule):
+            return
+        timer = self._loop.timer(self._schedule[step])
+        self._retries[key] = [timer, frame, step]
+        timer.start(self._retry, key)
+
+    def _retry(self, key: str) -> None:
+        entry = self._retries.get(key)
+        if entry is None or self.closing:
+            return
+        timer, frame, step = entry
+        if len(self._out) > self._queue_limit // 2:
+            # Still busy sending: try this step again later instead of piling up.
+            self._arm(key, frame, step)
+            return
+        self.send(frame)
+        self._arm(key, frame, step + 1)
+
+    def cancel_retry(self, key: str) -> None:
+        entry = self._retries.pop(key, None)
+        if entry is not None:
+            entry[0].close()
+
+    @property
+    def retrying(self) -> int:
+        return len(self._retries)
+
+    # closing -------------------------------------------------------------
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; the socket goes after CLOSE_GRACE at most."""
+        if self.closing:
+            return
+        self._enqueue(encode_frame(OP_CLOSE, close_payload(code, reason)), control=True)
+        self.closing = True
+        self.close_code = code
+        self._close_timer = self._loop.timer(CLOSE_GRACE)
+        self._close_timer.start(self._shutdown)
+
+    def _shutdown(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _finish(self) -> None:
+        for entry in self._retries.values():
+            entry[0].close()
+        self._retries.clear()
+        writer = self._writer
+        if writer is not None:
+            writer.join(timeout=CLOSE_GRACE)
+            if self._writer is not None:
+                self._writer.kill(block=False)
+        if self._close_timer is not None:
+            self._close_timer.close()
+        self.closing = True
+
+    # reading -------------------------------------------------------------
+    def run(self, on_text: Callable[["Connection", str], None],
+            on_binary: Callable[["Connection"], None]) -> None:
+        """Read frames until the connection ends; text goes to `on_text`."""
+        reader = FrameReader(self._read, self._max_frame)
+        try:
+            while True:
+                try:
+                    opcode, data = reader.read()
+                except ProtocolViolation as exc:
+                    self.close(exc.close_code, exc.reason)
+                    break
+                except socket.timeout:
+                    self.close(1000, "idle timeout")
+                    break
+                except (ConnectionLost, OSError, ValueError):
+                    self.closing = True
+                    break
+                if opcode == OP_TEXT:
+                    if not self.closing:
+                        self._dispatch(on_text, data)
+                elif opcode == OP_BINARY:
+                    if not self.closing:
+                        on_binary(self)
+                elif opcode == OP_PING:
+                    self._enqueue(encode_frame(OP_PONG, data), control=True)
+                elif opcode == OP_CLOSE:
+                    if not self.closing:
+                        code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1000
+                        self.close(code)
+                    break
+                elif opcode == OP_PONG:
+                    pass
+        finally:
+            self._finish()
+
+    def _dispatch(self, on_text: Callable[["Connection", str], None], text: str) -> None:
+        try:
+            on_text(self, text)
+        except Exception:
+            # A bug must not kill the connection: log it, keep reading.
+            log.exception("conn %s uid=%s: unhandled error on a frame", self.id, self.uid)
+            self.send(error_frame(1, "Internal error"))

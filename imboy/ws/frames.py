@@ -1,0 +1,153 @@
+"""RFC 6455 framing: a reader with limits and a frame encoder.
+
+gevent-websocket's own WebSocket class reads a declared payload length
+without a bound, unmasks byte by byte in Python, answers pings from the
+reading greenlet (a second writer on the socket) and closes on bad input in
+ways the Autobahn suite flags.  The server therefore reads and writes frames
+with this small module and uses gevent-websocket only for its handler.
+"""
+from __future__ import annotations
+
+import codecs
+import struct
+from typing import Callable
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+_DATA = (OP_TEXT, OP_BINARY)
+_CONTROL = (OP_CLOSE, OP_PING, OP_PONG)
+
+
+class ProtocolViolation(Exception):
+    """The peer broke the protocol; close the connection with `close_code`."""
+
+    def __init__(self, close_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.close_code = close_code
+        self.reason = reason
+
+
+class ConnectionLost(Exception):
+    """The peer went away in the middle of a frame (EOF)."""
+
+
+def encode_frame(opcode: int, payload: bytes) -> bytes:
+    """One unmasked, final frame (servers never mask)."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x80 | opcode, n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+    return header + payload
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    return struct.pack("!H", code) + reason.encode("utf-8")[:120]
+
+
+def unmask(data: bytes, mask: bytes) -> bytes:
+    """XOR `data` with the 4-byte mask, as one big-integer operation."""
+    n = len(data)
+    if not n:
+        return data
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+
+
+def valid_close_code(code: int) -> bool:
+    return (1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999)
+
+
+class FrameReader:
+    """Reads whole messages; control frames come back as they arrive.
+
+    `read()` returns `(opcode, payload)`: for text the payload is `str`
+    (validated UTF-8), for binary `bytes`, for close/ping/pong the raw bytes.
+    """
+
+    def __init__(self, read: Callable[[int], bytes], max_message: int) -> None:
+        self._read = read
+        self.max_message = max_message
+
+    def _exact(self, n: int) -> bytes:
+        data = self._read(n)
+        if len(data) != n:
+            # A buffered reader returns short only at EOF.
+            raise ConnectionLost("connection closed mid-frame")
+        return data
+
+    def _frame(self) -> tuple[bool, int, bytes]:
+        b0, b1 = self._exact(2)
+        fin, opcode, length = bool(b0 & 0x80), b0 & 0x0F, b1 & 0x7F
+        if b0 & 0x70:
+            raise ProtocolViolation(1002, "reserved bits set")
+        if not b1 & 0x80:
+            raise ProtocolViolation(1002, "client frames must be masked")
+        if opcode >= 0x8:
+            if opcode not in _CONTROL:
+                raise ProtocolViolation(1002, "unknown opcode")
+            if not fin or length > 125:
+                raise ProtocolViolation(1002, "invalid control frame")
+        elif opcode not in (OP_CONT, OP_TEXT, OP_BINARY):
+            raise ProtocolViolation(1002, "unknown opcode")
+        if length == 126:
+            length = struct.unpack("!H", self._exact(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self._exact(8))[0]
+        # Checked before reading: a declared length is never allocated blindly.
+        if length > self.max_message:
+            raise ProtocolViolation(1009, "frame too large")
+        mask = self._exact(4)
+        return fin, opcode, unmask(self._exact(length), mask) if length else b""
+
+    def read(self) -> tuple[int, bytes | str]:
+        opcode = None
+        parts: list[bytes] = []
+        text: list[str] = []
+        size = 0
+        decoder = None
+        while True:
+            fin, op, payload = self._frame()
+            if op in _CONTROL:
+                if op == OP_CLOSE:
+                    _check_close(payload)
+                return op, payload
+            if op == OP_CONT:
+                if opcode is None:
+                    raise ProtocolViolation(1002, "continuation without a message")
+            else:
+                if opcode is not None:
+                    raise ProtocolViolation(1002, "new message inside a fragmented one")
+                opcode = op
+                if op == OP_TEXT:
+                    decoder = codecs.getincrementaldecoder("utf-8")()
+            size += len(payload)
+            if size > self.max_message:
+                raise ProtocolViolation(1009, "message too large")
+            if decoder is not None:
+                try:
+                    # Incremental: invalid UTF-8 fails on the fragment that holds it.
+                    text.append(decoder.decode(payload, final=fin))
+                except UnicodeDecodeError:
+                    raise ProtocolViolation(1007, "invalid UTF-8 in a text message") from None
+            else:
+                parts.append(payload)
+            if fin:
+                if opcode == OP_TEXT:
+                    return OP_TEXT, "".join(text)
+                return OP_BINARY, b"".join(parts)
+
+
+def _check_close(payload: bytes) -> None:
+    if not payload:
+        return
+    if len(payload) < 2:
+        raise ProtocolViolation(1002, "close frame with a one-byte body")
+    code = struct.unpack("!H", payload[:2])[0]
+    if not valid_close_code(code):
+        raise ProtocolViolation(1002, "invalid close code")
+    try:
+        payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolViolation(1007, "invalid UTF-8 in a close reason") from None

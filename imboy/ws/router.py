@@ -1,0 +1,190 @@
+"""Frames in, frames out: the WebSocket side of PROTOCOL section 4.
+
+`serve` runs one accepted connection: register it (kicking an older one of
+the same device type), announce presence, flush the pending store, then read
+frames and dispatch them by type to the message service.  Acknowledgements
+to a sender go out only after the service's transaction committed.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import gevent
+
+from .. import ids
+from ..clock import now_ms
+from ..errors import BadRequest, ImboyError
+from ..jsonutil import dumps, loads
+from ..wire import c2c_frame, c2g_frame, error_frame, revoke_frame, s2c_frame, server_ack
+from .connection import Connection
+
+log = logging.getLogger("imboy.ws")
+
+MAX_ID = 40
+FLUSH_PAGE = 200
+
+
+def _msg_id(frame: dict[str, Any]) -> str:
+    msg_id = frame.get("id")
+    if not isinstance(msg_id, str) or not 1 <= len(msg_id) <= MAX_ID:
+        raise BadRequest(f"A message needs a string id of 1 to {MAX_ID} characters")
+    return msg_id
+
+
+def _target(frame: dict[str, Any], what: str) -> int:
+    to = frame.get("to")
+    n = ids.decode(to) if isinstance(to, str) else 0
+    if n <= 0:
+        raise BadRequest(f"Unknown {what}")
+    return n
+
+
+def _payload(frame: dict[str, Any]) -> str:
+    payload = frame.get("payload")
+    if not isinstance(payload, (dict, str)):
+        raise BadRequest("The payload must be an object or a string")
+    return dumps(payload)
+
+
+def _created_at(frame: dict[str, Any]) -> int:
+    value = frame.get("created_at")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    return now_ms()
+
+
+class Router:
+    def __init__(self, imboy: Any) -> None:
+        self.config = imboy.config
+        self.registry = imboy.registry
+        self.messages = imboy.messages
+        self.presence = imboy.presence
+        self._handlers: dict[str, Callable[[Connection, dict[str, Any]], None]] = {
+            "C2C": self.on_c2c,
+            "C2C_CLIENT_ACK": self.on_c2c_ack,
+            "C2C_REVOKE": self.on_revoke,
+            "C2C_REVOKE_ACK": self.on_revoke_ack,
+            "C2G": self.on_c2g,
+            "GROUP": self.on_c2g,
+            "C2G_CLIENT_ACK": self.on_c2g_ack,
+        }
+
+    # connection lifecycle -----------------------------------------------------
+    def serve(self, sock: Any, read: Callable[[int], bytes], uid: int, device: str) -> None:
+        conn = Connection(sock, read, uid, device, self.config)
+        first, old = self.registry.add(conn)
+        if old is not None:
+            self.kick(old)
+        flusher = None
+        try:
+            if first:
+                self.presence.connected(uid)
+            flusher = gevent.spawn(self.flush_pending, conn)
+            conn.run(self.on_text, self.on_binary)
+        finally:
+            if flusher is not None:
+                flusher.kill(block=False)
+            if self.registry.remove(conn):
+                try:
+                    self.presence.disconnected(uid)
+                except ImboyError as exc:
+                    log.warning("presence for uid=%s not announced: %s", uid, exc.msg)
+
+    def kick(self, conn: Connection) -> None:
+        """Another login on the same device type: S2C 786, then close 4786."""
+        conn.send(s2c_frame("786", conn.uid, conn.uid, "logged in on another device"))
+        conn.close(4786, "logged in on another device")
+
+    def flush_pending(self, conn: Connection) -> None:
+        """Push every pending message, oldest first, each with its retries."""
+        try:
+            pending = self.messages.pending(conn.uid)
+        except ImboyError as exc:
+            log.warning("conn %s: pending store unavailable: %s", conn.id, exc.msg)
+            return
+        for n, (kind, row) in enumerate(pending, 1):
+            if kind == "C2C":
+                conn.push(c2c_frame(row), "c2c:" + row["msg_id"])
+            else:
+                conn.push(c2g_frame(row), "c2g:" + row["msg_id"])
+            if n % FLUSH_PAGE == 0 and not conn.wait_writable():
+                return
+
+    # frames ---------------------------------------------------------------------
+    def on_binary(self, conn: Connection) -> None:
+        conn.send(error_frame(1, "Binary frames are not supported"))
+
+    def on_text(self, conn: Connection, text: str) -> None:
+        if text == "ping":
+            conn.send("pong2")
+            return
+        if text == "logout":
+            conn.close(1000, "logout")
+            return
+        try:
+            frame = loads(text)
+        except ValueError:
+            conn.send(error_frame(1, "Malformed JSON"))
+            return
+        if not isinstance(frame, dict):
+            conn.send(error_frame(1, "A frame must be a JSON object"))
+            return
+        kind = frame.get("type")
+        handler = self._handlers.get(kind.upper()) if isinstance(kind, str) else None
+        try:
+            if handler is None:
+                raise BadRequest("Unknown frame type")
+            handler(conn, frame)
+        except ImboyError as exc:
+            conn.send(error_frame(exc.code, exc.msg, frame.get("id")))
+
+    def on_c2c(self, conn: Connection, frame: dict[str, Any]) -> None:
+        msg_id = _msg_id(frame)
+        to = _target(frame, "recipient")
+        stored = self.messages.send_c2c(conn.uid, to, msg_id, _payload(frame), _created_at(frame))
+        conn.send(server_ack("C2C_SERVER_ACK", msg_id, stored.row["server_ts"]))
+        if stored.new:
+            self.registry.push(to, c2c_frame(stored.row), "c2c:" + msg_id)
+
+    def on_c2c_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
+        msg_id = _msg_id(frame)
+        if not self.messages.ack_c2c(conn.uid, msg_id):
+            raise BadRequest("Unknown message")
+        self.registry.cancel_retry(conn.uid, "c2c:" + msg_id)
+
+    def on_revoke(self, conn: Connection, frame: dict[str, Any]) -> None:
+        msg_id = _msg_id(frame)
+        peer = _target(frame, "recipient")
+        row = self.messages.revoke_c2c(conn.uid, peer, msg_id)
+        to = row["to_id"]
+        self.registry.cancel_retry(to, "c2c:" + msg_id)
+        if self.registry.push(to, revoke_frame("C2C_REVOKE", msg_id, conn.uid, to)) == 0:
+            conn.send(revoke_frame("C2C_REVOKE_ACK", msg_id, to, conn.uid))
+
+    def on_revoke_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
+        msg_id = _msg_id(frame)
+        revoker = _target(frame, "revoker")
+        self.messages.check_revoke_ack(conn.uid, revoker, msg_id)
+        self.registry.push(revoker, revoke_frame("C2C_REVOKE_ACK", msg_id, conn.uid, revoker))
+
+    def on_c2g(self, conn: Connection, frame: dict[str, Any]) -> None:
+        msg_id = _msg_id(frame)
+        gid = _target(frame, "group")
+        stored = self.messages.send_c2g(conn.uid, gid, msg_id, _payload(frame), _created_at(frame))
+        conn.send(server_ack("C2G_SERVER_ACK", msg_id, stored.row["server_ts"]))
+        if stored.new:
+            out = c2g_frame(stored.row)
+            key = "c2g:" + msg_id
+            for member in stored.recipients:
+                self.registry.push(member, out, key)
+
+    def on_c2g_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
+        msg_id = _msg_id(frame)
+        self.messages.ack_c2g(conn.uid, msg_id)
+        self.registry.cancel_retry(conn.uid, "c2g:" + msg_id)
+
+    # events from the HTTP side ------------------------------------------------------
+    def notify(self, uid: int, frame: str) -> int:
+        """Push a system event to every connection of `uid` (no retries)."""
+        return self.registry.push(uid, frame)
