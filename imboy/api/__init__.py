@@ -5,8 +5,8 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import envelope, passport, user
+    from . import conversation, envelope, friend, group, health, home, passport, user, web
 
     envelope.install(app)
-    app.register_blueprint(passport.bp)
-    app.register_blueprint(user.bp)
+    for module in (home, passport, user, friend, group, conversation, health, web):
+        app.register_blueprint(module.bp)

@@ -108,13 +108,7 @@ class AccountService:
                 raise BadRequest("This email is already registered")
             self._use_code(tx, email, code)
             ref = ref_uid if ref_uid and users_repo.by_id(tx, ref_uid) else 0
-            for _ in range(20):
-                number = str(100_000_000 + secrets.randbelow(900_000_000))
-                if not users_repo.exists_account(tx, number):
-                    break
-            else:  # pragma: no cover - 20 clashes in 900 million numbers
-                raise ImboyError("Could not allocate an account number, try again")
-            uid = users_repo.insert(tx, email=email, account=number, password=pw_hash,
+            uid = users_repo.insert(tx, email=email, account=self._new_account_number(tx), password=pw_hash,
                                     nickname=email.split("@")[0][:80], ref_user_id=ref,
                                     reg_ip=ip[:40], reg_cosv=cosv[:255], now=now)
             users_repo.record_login(tx, uid, ip, now)
@@ -122,6 +116,32 @@ class AccountService:
 
         user = self.db.run("accounts.signup", create)
         return self._login_payload(user)
+
+    def do_create_user(self, email: str, password: str, nickname: str = "", ip: str = "") -> int:
+        """Create an account without a code (operators' CLI, tests); returns its id."""
+        email = check_email(email)
+        if not password or len(password) > MAX_PASSWORD:
+            raise BadRequest("Invalid password")
+        pw_hash = passwords.hash_password(password)
+        now = now_ms()
+
+        def create(tx: Tx) -> int:
+            if users_repo.exists_email(tx, email):
+                raise BadRequest("This email is already registered")
+            return users_repo.insert(tx, email=email, account=self._new_account_number(tx), password=pw_hash,
+                                     nickname=(nickname or email.split("@")[0])[:80], ref_user_id=0,
+                                     reg_ip=ip[:40], reg_cosv="", now=now)
+
+        return self.db.run("accounts.create_user", create)
+
+    @staticmethod
+    def _new_account_number(tx: Tx) -> str:
+        """A unique random 9-digit account number."""
+        for _ in range(20):
+            number = str(100_000_000 + secrets.randbelow(900_000_000))
+            if not users_repo.exists_account(tx, number):
+                return number
+        raise ImboyError("Could not allocate an account number, try again")  # pragma: no cover
 
     def login(self, kind: str, account: str, pwd: str, rsa_encrypt: str, ip: str) -> dict[str, Any]:
         account = account.strip()

@@ -1,6 +1,8 @@
 """Friends: the friendship graph that messaging and presence rely on."""
 from __future__ import annotations
 
+from typing import Any
+
 from ..clock import now_ms
 from ..db import Database, Tx
 from ..errors import BadRequest
@@ -9,8 +11,12 @@ from ..repositories import users as users_repo
 
 
 class FriendService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, registry: Any, presence: Any, users: Any) -> None:
         self.db = db
+        # registry.push(uid, frame) sends S2C events after a commit.
+        self.registry = registry
+        self.presence = presence
+        self.users = users
 
     def is_friend(self, from_uid: int, to_uid: int) -> bool:
         return self.db.run("friends.is_friend", repo.is_friend, from_uid, to_uid)

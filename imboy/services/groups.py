@@ -16,8 +16,11 @@ MEMBER_CAP = 10000
 
 
 class GroupService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, registry: Any, users: Any) -> None:
         self.db = db
+        # registry.push(uid, frame) sends S2C events after a commit.
+        self.registry = registry
+        self.users = users
 
     def is_member(self, gid: int, uid: int) -> bool:
         return self.db.run("groups.is_member", repo.is_active_member, gid, uid)
