@@ -5,6 +5,9 @@ from typing import Any
 
 from ..db import Tx
 
+# `user_friend_apply.status`: waiting, accepted, closed without a friendship.
+APPLY_PENDING, APPLY_ACCEPTED, APPLY_CLOSED = 0, 1, 2
+
 
 def is_friend(tx: Tx, from_uid: int, to_uid: int) -> bool:
     """A `user_friend` row from `from_uid` to `to_uid` with status 1."""
@@ -20,6 +23,22 @@ def friend_ids(tx: Tx, uid: int) -> list[int]:
 def friend_rows(tx: Tx, uid: int) -> list[dict[str, Any]]:
     return tx.all("SELECT `to_user_id`, `category_id`, `remark` FROM `user_friend`"
                   " WHERE `from_user_id` = %s AND `status` = 1 ORDER BY `id`", (uid,))
+
+
+def friend_row(tx: Tx, from_uid: int, to_uid: int) -> dict[str, Any] | None:
+    """The active row from one user to the other (remark, category), if any."""
+    return tx.one("SELECT `to_user_id`, `category_id`, `remark` FROM `user_friend`"
+                  " WHERE `from_user_id` = %s AND `to_user_id` = %s AND `status` = 1", (from_uid, to_uid))
+
+
+def friends_among(tx: Tx, uid: int, others: list[int]) -> set[int]:
+    """Which of `others` have an active row from `uid`."""
+    if not others:
+        return set()
+    marks = ", ".join(["%s"] * len(others))
+    return {r["to_user_id"] for r in tx.all(
+        f"SELECT `to_user_id` FROM `user_friend` WHERE `from_user_id` = %s AND `status` = 1"
+        f" AND `to_user_id` IN ({marks})", (uid, *others))}
 
 
 def link(tx: Tx, from_uid: int, to_uid: int, now: int, category_id: int = 0) -> None:
@@ -65,6 +84,10 @@ def category(tx: Tx, category_id: int) -> dict[str, Any] | None:
                   (category_id,))
 
 
+def category_count(tx: Tx, owner_uid: int) -> int:
+    return tx.scalar("SELECT COUNT(*) FROM `user_friend_category` WHERE `owner_user_id` = %s", (owner_uid,))
+
+
 def add_category(tx: Tx, owner_uid: int, name: str) -> int:
     return tx.insert("INSERT INTO `user_friend_category` (`name`, `owner_user_id`) VALUES (%s, %s)",
                      (name, owner_uid))
@@ -99,7 +122,13 @@ def close_apply(tx: Tx, from_uid: int, to_uid: int, status: int, now: int) -> in
                       (status, now, from_uid, to_uid))
 
 
-def applies_to(tx: Tx, to_uid: int, limit: int) -> list[dict[str, Any]]:
+def applies_to(tx: Tx, to_uid: int, limit: int, offset: int = 0) -> list[dict[str, Any]]:
     return tx.all("SELECT `from_user_id`, `msg`, `created_at` FROM `user_friend_apply`"
-                  " WHERE `to_user_id` = %s AND `status` = 0 ORDER BY `created_at` DESC, `id` DESC LIMIT %s",
-                  (to_uid, limit))
+                  " WHERE `to_user_id` = %s AND `status` = 0 ORDER BY `created_at` DESC, `id` DESC"
+                  " LIMIT %s OFFSET %s", (to_uid, limit, offset))
+
+
+# the profile settings /friend/information shows ---------------------------------
+def user_setting(tx: Tx, uid: int) -> str | None:
+    """The user's `user_setting.setting` JSON text, if they have one."""
+    return tx.scalar("SELECT `setting` FROM `user_setting` WHERE `user_id` = %s", (uid,))

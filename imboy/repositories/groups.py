@@ -6,8 +6,12 @@ from typing import Any, Iterable
 from ..db import Tx
 
 ROLE_MEMBER, ROLE_GUEST, ROLE_ADMIN, ROLE_OWNER = 1, 2, 3, 4
+# `group_member.status`
 ACTIVE, KICKED, LEFT = 1, 2, 3
-LOG_TRANSFER, LOG_KICKED, LOG_LEFT = 1, 2, 3
+# `group_member_log.type`: 1-3 as the original; joins and dissolutions are new.
+LOG_TRANSFER, LOG_KICKED, LOG_LEFT, LOG_JOINED, LOG_DISSOLVED = 1, 2, 3, 4, 5
+# `group.status`
+GROUP_ACTIVE, GROUP_DISSOLVED = 1, -1
 
 
 def get(tx: Tx, gid: int, for_update: bool = False) -> dict[str, Any] | None:
@@ -34,20 +38,31 @@ def is_active_member(tx: Tx, gid: int, uid: int) -> bool:
                      (gid, uid)) > 0
 
 
-def add_member(tx: Tx, gid: int, uid: int, role: int, now: int) -> bool:
-    """Make `uid` an active member; False when already one."""
+def add_member(tx: Tx, gid: int, uid: int, role: int, now: int, operator_uid: int = 0) -> bool:
+    """Make `uid` an active member (logged as a join); False when already one.
+
+    `operator_uid` is who added them (0: they joined themselves).
+    """
     row = membership(tx, gid, uid)
     if row is None:
-        tx.execute("INSERT INTO `group_member` (`group_id`, `user_id`, `role`, `status`, `created_at`, `updated_at`)"
-                   " VALUES (%s, %s, %s, 1, %s, %s)", (gid, uid, role, now, now))
+        member_id = tx.insert("INSERT INTO `group_member` (`group_id`, `user_id`, `role`, `status`, `created_at`,"
+                              " `updated_at`) VALUES (%s, %s, %s, 1, %s, %s)", (gid, uid, role, now, now))
     elif row["status"] == ACTIVE:
         return False
     else:
+        member_id = row["id"]
         tx.execute("UPDATE `group_member` SET `status` = 1, `role` = %s, `updated_at` = %s WHERE `id` = %s",
-                   (role, now, row["id"]))
+                   (role, now, member_id))
     tx.execute("UPDATE `group` SET `member_count` = `member_count` + 1, `updated_at` = %s WHERE `id` = %s",
                (now, gid))
+    log_change(tx, LOG_JOINED, member_id, gid, uid, operator_uid or uid, now)
     return True
+
+
+def set_role(tx: Tx, gid: int, uid: int, role: int, now: int) -> int:
+    """Change an active member's role (operators; no endpoint promotes yet)."""
+    return tx.execute("UPDATE `group_member` SET `role` = %s, `updated_at` = %s"
+                      " WHERE `group_id` = %s AND `user_id` = %s AND `status` = 1", (role, now, gid, uid))
 
 
 def end_membership(tx: Tx, gid: int, uid: int, status: int, operator_uid: int, now: int) -> bool:
@@ -88,9 +103,15 @@ def dissolve(tx: Tx, gid: int, now: int) -> None:
     tx.execute("UPDATE `group` SET `status` = -1, `updated_at` = %s WHERE `id` = %s", (now, gid))
 
 
+def log_rows(tx: Tx, gid: int) -> list[dict[str, Any]]:
+    """The membership history of a group, oldest first (operators, tests)."""
+    return tx.all("SELECT `type`, `group_member_id`, `user_id`, `option_uid`, `created_at` FROM `group_member_log`"
+                  " WHERE `group_id` = %s ORDER BY `id`", (gid,))
+
+
 def count_active(tx: Tx, gid: int) -> int:
     return tx.scalar("SELECT COUNT(*) FROM `group_member` WHERE `group_id` = %s AND `status` = 1", (gid,))
 
 
-def add_members(tx: Tx, gid: int, uids: Iterable[int], now: int) -> list[int]:
-    return [u for u in uids if add_member(tx, gid, u, ROLE_MEMBER, now)]
+def add_members(tx: Tx, gid: int, uids: Iterable[int], now: int, operator_uid: int = 0) -> list[int]:
+    return [u for u in uids if add_member(tx, gid, u, ROLE_MEMBER, now, operator_uid)]
