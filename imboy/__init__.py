@@ -27,6 +27,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if settings.get("MIGRATE_ON_START", True):
         imboy.db.migrate()
     app.extensions["imboy"] = imboy
+    logs.install(app)
     api.register(app)
     cli.register(app)
     logging.getLogger("imboy").debug("app created on %s", imboy.db.dialect)
