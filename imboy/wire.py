@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import ujson
+
 from . import ids
 from .clock import now_ms
 from .jsonutil import dumps
@@ -52,6 +54,32 @@ def s2c_frame(msg_type: str, from_uid: int, to_uid: int, content: str = "", **ex
     return dumps(frame)
 
 
+def encodable(text: str) -> bool:
+    """False for text with lone surrogates, which no UTF-8 frame or column can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def payload_json(payload: Any) -> str:
+    """A payload as the JSON text that is stored and spliced into frames.
+
+    Stricter than `jsonutil.dumps`: NaN and Infinity (which ujson parses) are
+    not JSON and would break every client that reads the frame, so they raise
+    ValueError, as does text with lone surrogates.
+    """
+    try:
+        text = ujson.dumps(payload, ensure_ascii=False, escape_forward_slashes=False, allow_nan=False)
+    except OverflowError as exc:
+        raise ValueError(str(exc)) from None
+    if not encodable(text):
+        raise ValueError("lone surrogate in the payload")
+    return text
+
+
 def error_frame(code: int, msg: str, msg_id: Any = None) -> str:
-    return dumps({"type": "error", "code": code, "msg": msg,
-                  "id": msg_id if isinstance(msg_id, str) else "", "timestamp": now_ms()})
+    """An error frame; the refused frame's id is echoed when it is a string."""
+    echo = msg_id if isinstance(msg_id, str) and encodable(msg_id) else ""
+    return dumps({"type": "error", "code": code, "msg": msg, "id": echo, "timestamp": now_ms()})

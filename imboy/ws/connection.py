@@ -32,17 +32,17 @@ _ids = count(1)
 
 
 class Connection:
-    __slots__ = ("id", "uid", "device", "_sock", "_read", "_out", "_writer", "_retries",
+    __slots__ = ("id", "uid", "device", "_sock", "_rfile", "_out", "_writer", "_retries",
                  "_schedule", "_queue_limit", "_max_frame", "_loop", "closing", "close_code",
                  "_close_timer", "_drained", "__weakref__")
 
-    def __init__(self, sock: Any, read: Callable[[int], bytes], uid: int, device: str,
-                 config: dict[str, Any]) -> None:
+    def __init__(self, sock: Any, rfile: Any, uid: int, device: str, config: dict[str, Any]) -> None:
+        """`rfile` is the handshake's buffered reader (it may already hold frames)."""
         self.id = next(_ids)
         self.uid = uid
         self.device = device
         self._sock = sock
-        self._read = read
+        self._rfile = rfile
         self._out: deque[bytes] = deque()
         self._writer: gevent.Greenlet | None = None
         self._retries: dict[str, list] = {}
@@ -70,7 +70,10 @@ class Connection:
         if len(self._out) >= self._queue_limit and not control:
             # The client stopped reading: drop it rather than grow without
             # bound; what it missed is still pending and comes back on reconnect.
+            # Frames not yet written are dropped at once (memory is the point
+            # of the bound); the close frame follows what is being written.
             log.warning("conn %s uid=%s: send queue full, closing", self.id, self.uid)
+            self._out.clear()
             self.close(1008, "send queue full")
             return False
         self._out.append(data)
@@ -105,7 +108,14 @@ class Connection:
         return not self.closing
 
     def push(self, frame: str, retry_key: str | None = None) -> None:
-        """Send a message frame and, with a key, re-send it on the retry schedule."""
+        """Send a message frame and, with a key, re-send it on the retry schedule.
+
+        A key already retrying here was delivered moments ago: a message
+        stored while this connection was flushing its pending store reaches
+        it both live and from the flush, and must arrive once.
+        """
+        if retry_key is not None and retry_key in self._retries:
+            return
         if not self.send(frame) or retry_key is None:
             return
         self._arm(retry_key, frame, 0)
@@ -175,13 +185,14 @@ class Connection:
     def run(self, on_text: Callable[["Connection", str], None],
             on_binary: Callable[["Connection"], None]) -> None:
         """Read frames until the connection ends; text goes to `on_text`."""
-        reader = FrameReader(self._read, self._max_frame)
+        reader = FrameReader(self._rfile.read, self._max_frame)
         try:
             while True:
                 try:
                     opcode, data = reader.read()
                 except ProtocolViolation as exc:
                     self.close(exc.close_code, exc.reason)
+                    self._discard_input()
                     break
                 except socket.timeout:
                     self.close(1000, "idle timeout")
@@ -206,6 +217,19 @@ class Connection:
                     pass
         finally:
             self._finish()
+
+    def _discard_input(self) -> None:
+        """After a violation: read and drop what the peer still sends until it closes.
+
+        Closing a socket with unread input makes the kernel send a reset,
+        which can destroy our close frame before the peer reads it; the
+        grace timer bounds the wait.
+        """
+        try:
+            while self._rfile.read1(65536):
+                pass
+        except (OSError, ValueError):
+            pass
 
     def _dispatch(self, on_text: Callable[["Connection", str], None], text: str) -> None:
         try:

@@ -64,11 +64,21 @@ class FrameReader:
 
     `read()` returns `(opcode, payload)`: for text the payload is `str`
     (validated UTF-8), for binary `bytes`, for close/ping/pong the raw bytes.
+    A control frame may arrive between the fragments of a message (RFC 6455
+    5.4), so the message being assembled lives on the reader, not in `read()`.
     """
 
     def __init__(self, read: Callable[[int], bytes], max_message: int) -> None:
         self._read = read
         self.max_message = max_message
+        self._reset()
+
+    def _reset(self) -> None:
+        self._opcode: int | None = None
+        self._parts: list[bytes] = []
+        self._text: list[str] = []
+        self._size = 0
+        self._decoder: codecs.IncrementalDecoder | None = None
 
     def _exact(self, n: int) -> bytes:
         data = self._read(n)
@@ -95,18 +105,14 @@ class FrameReader:
             length = struct.unpack("!H", self._exact(2))[0]
         elif length == 127:
             length = struct.unpack("!Q", self._exact(8))[0]
-        # Checked before reading: a declared length is never allocated blindly.
-        if length > self.max_message:
-            raise ProtocolViolation(1009, "frame too large")
+        # Checked before reading: a declared length is never allocated blindly,
+        # and fragments count towards the message they belong to.
+        if opcode < 0x8 and self._size + length > self.max_message:
+            raise ProtocolViolation(1009, "message too large")
         mask = self._exact(4)
         return fin, opcode, unmask(self._exact(length), mask) if length else b""
 
     def read(self) -> tuple[int, bytes | str]:
-        opcode = None
-        parts: list[bytes] = []
-        text: list[str] = []
-        size = 0
-        decoder = None
         while True:
             fin, op, payload = self._frame()
             if op in _CONTROL:
@@ -114,29 +120,30 @@ class FrameReader:
                     _check_close(payload)
                 return op, payload
             if op == OP_CONT:
-                if opcode is None:
+                if self._opcode is None:
                     raise ProtocolViolation(1002, "continuation without a message")
             else:
-                if opcode is not None:
+                if self._opcode is not None:
                     raise ProtocolViolation(1002, "new message inside a fragmented one")
-                opcode = op
+                self._opcode = op
                 if op == OP_TEXT:
-                    decoder = codecs.getincrementaldecoder("utf-8")()
-            size += len(payload)
-            if size > self.max_message:
-                raise ProtocolViolation(1009, "message too large")
-            if decoder is not None:
+                    self._decoder = codecs.getincrementaldecoder("utf-8")()
+            self._size += len(payload)
+            if self._decoder is not None:
                 try:
                     # Incremental: invalid UTF-8 fails on the fragment that holds it.
-                    text.append(decoder.decode(payload, final=fin))
+                    self._text.append(self._decoder.decode(payload, final=fin))
                 except UnicodeDecodeError:
                     raise ProtocolViolation(1007, "invalid UTF-8 in a text message") from None
             else:
-                parts.append(payload)
+                self._parts.append(payload)
             if fin:
-                if opcode == OP_TEXT:
-                    return OP_TEXT, "".join(text)
-                return OP_BINARY, b"".join(parts)
+                if self._opcode == OP_TEXT:
+                    message: tuple[int, bytes | str] = (OP_TEXT, "".join(self._text))
+                else:
+                    message = (OP_BINARY, b"".join(self._parts))
+                self._reset()
+                return message
 
 
 def _check_close(payload: bytes) -> None:

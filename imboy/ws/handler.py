@@ -108,7 +108,7 @@ class ImboyWebSocketHandler(WebSocketHandler):
         self.close_connection = True
         # The request is over: keep nothing of it for the connection's life.
         self.environ = {}
-        imboy.router.serve(self.socket, self.rfile.read, uid, device)
+        imboy.router.serve(self.socket, self.rfile, uid, device)
 
     def _refuse(self, refusal: Refusal) -> None:
         self.close_connection = True

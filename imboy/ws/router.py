@@ -12,22 +12,21 @@ from typing import Any, Callable
 
 import gevent
 
-from .. import ids
+from .. import ids, wire
 from ..clock import now_ms
 from ..errors import BadRequest, ImboyError
-from ..jsonutil import dumps, loads
+from ..jsonutil import loads
 from ..wire import c2c_frame, c2g_frame, error_frame, revoke_frame, s2c_frame, server_ack
 from .connection import Connection
 
 log = logging.getLogger("imboy.ws")
 
 MAX_ID = 40
-FLUSH_PAGE = 200
 
 
 def _msg_id(frame: dict[str, Any]) -> str:
     msg_id = frame.get("id")
-    if not isinstance(msg_id, str) or not 1 <= len(msg_id) <= MAX_ID:
+    if not isinstance(msg_id, str) or not 1 <= len(msg_id) <= MAX_ID or not wire.encodable(msg_id):
         raise BadRequest(f"A message needs a string id of 1 to {MAX_ID} characters")
     return msg_id
 
@@ -44,7 +43,10 @@ def _payload(frame: dict[str, Any]) -> str:
     payload = frame.get("payload")
     if not isinstance(payload, (dict, str)):
         raise BadRequest("The payload must be an object or a string")
-    return dumps(payload)
+    try:
+        return wire.payload_json(payload)
+    except ValueError:
+        raise BadRequest("The payload is not valid JSON text (NaN, Infinity or a lone surrogate)") from None
 
 
 def _created_at(frame: dict[str, Any]) -> int:
@@ -71,15 +73,19 @@ class Router:
         }
 
     # connection lifecycle -----------------------------------------------------
-    def serve(self, sock: Any, read: Callable[[int], bytes], uid: int, device: str) -> None:
-        conn = Connection(sock, read, uid, device, self.config)
+    def serve(self, sock: Any, rfile: Any, uid: int, device: str) -> None:
+        conn = Connection(sock, rfile, uid, device, self.config)
         first, old = self.registry.add(conn)
         if old is not None:
             self.kick(old)
         flusher = None
         try:
             if first:
-                self.presence.connected(uid)
+                try:
+                    self.presence.connected(uid)
+                except ImboyError as exc:
+                    # Presence is a courtesy; the connection is served regardless.
+                    log.warning("presence for uid=%s not announced: %s", uid, exc.msg)
             flusher = gevent.spawn(self.flush_pending, conn)
             conn.run(self.on_text, self.on_binary)
         finally:
@@ -97,19 +103,26 @@ class Router:
         conn.close(4786, "logged in on another device")
 
     def flush_pending(self, conn: Connection) -> None:
-        """Push every pending message, oldest first, each with its retries."""
+        """Push every pending message, oldest first, each with its retries.
+
+        Flow control: the flush never fills the send queue past half its
+        bound, so a large backlog reaches a slow but reading client instead
+        of overflowing the queue; a client that stops reading is closed and
+        gets the rest on its next connect.
+        """
         try:
             pending = self.messages.pending(conn.uid)
         except ImboyError as exc:
             log.warning("conn %s: pending store unavailable: %s", conn.id, exc.msg)
             return
-        for n, (kind, row) in enumerate(pending, 1):
+        for kind, row in pending:
+            if not conn.wait_writable():
+                conn.close(1008, "not reading")
+                return
             if kind == "C2C":
                 conn.push(c2c_frame(row), "c2c:" + row["msg_id"])
             else:
                 conn.push(c2g_frame(row), "c2g:" + row["msg_id"])
-            if n % FLUSH_PAGE == 0 and not conn.wait_writable():
-                return
 
     # frames ---------------------------------------------------------------------
     def on_binary(self, conn: Connection) -> None:
@@ -138,6 +151,11 @@ class Router:
             handler(conn, frame)
         except ImboyError as exc:
             conn.send(error_frame(exc.code, exc.msg, frame.get("id")))
+        except Exception:
+            # A bug or an unexpected failure: the client learns which frame
+            # failed, the connection keeps going.
+            log.exception("conn %s uid=%s: unhandled error on a %r frame", conn.id, conn.uid, kind)
+            conn.send(error_frame(1, "Internal error", frame.get("id")))
 
     def on_c2c(self, conn: Connection, frame: dict[str, Any]) -> None:
         msg_id = _msg_id(frame)

@@ -1,0 +1,315 @@
+"""One-to-one messages (PROTOCOL section 4, Delivery/C2C and Revoke), end to end on real sockets."""
+from __future__ import annotations
+
+import time
+
+import gevent.event
+
+from imboy.clock import now_ms
+from imboy.repositories import friends as friends_repo
+from imboy.repositories import messages as messages_repo
+
+from .ws_support import befriend, collect, connect, fast_passwords, ids_of, take  # noqa: F401
+
+REVOKED = {"msg_type": "custom", "custom_type": "revoked"}
+
+
+def _row(imboy, msg_id):
+    return imboy.db.run("test.row", messages_repo.c2c_by_msg_id, msg_id)
+
+
+def _pending_ids(imboy, uid):
+    return [r["msg_id"] for r in imboy.db.run("test.pending", messages_repo.pending_c2c, uid)]
+
+
+def _c2c(msg_id, to, payload, **extra):
+    return {"id": msg_id, "type": "C2C", "to": to.hashid, "payload": payload, **extra}
+
+
+def test_online_message_is_durable_before_the_ack_and_reaches_every_device(imboy, server, users):
+    a, b = users(2)
+    befriend(imboy, a, b)
+    ca = connect(server, a)
+    web, phone = connect(server, b, "web"), connect(server, b, "android")
+    payload = {"msg_type": "text", "text": "hi 👋", "nested": {"n": [1, 2.5, None, True]}}
+    ca.send_json(_c2c("m-obj", b, payload, created_at=1650000000123, **{"from": "forged"}))
+    ack = ca.expect_type("C2C_SERVER_ACK")
+    # The ack came after the commit: the row is there, pending, with the acked server_ts.
+    row = _row(imboy, "m-obj")
+    assert row is not None and row["status"] == messages_repo.PENDING
+    assert ack == {"id": "m-obj", "type": "C2C_SERVER_ACK", "server_ts": row["server_ts"]}
+    for device in (web, phone):
+        msg = device.expect_type("C2C")
+        assert msg == {"id": "m-obj", "type": "C2C", "from": a.hashid, "to": b.hashid, "payload": payload,
+                       "created_at": 1650000000123, "server_ts": ack["server_ts"]}
+    # A string payload stays a string; a missing or non-integer created_at becomes the server time.
+    for msg_id, created_at in (("m-str", None), ("m-bad-ts", "yesterday"), ("m-float-ts", 1.5)):
+        before = now_ms()
+        frame = _c2c(msg_id, b, "plain text {not json}")
+        if created_at is not None:
+            frame["created_at"] = created_at
+        ca.send_json(frame)
+        ca.expect_type("C2C_SERVER_ACK")
+        for device in (web, phone):
+            msg = device.expect(lambda f: isinstance(f, dict) and f.get("id") == msg_id)
+            assert msg["payload"] == "plain text {not json}"
+            assert before <= msg["created_at"] <= now_ms()
+    # The sender gets no copy of its own messages.
+    assert collect(ca, 0.1, "C2C") == []
+    for c in (ca, web, phone):
+        c.close()
+
+
+def test_not_friends_is_refused_with_the_id(imboy, server, users):
+    a, b, c = users(3)
+    befriend(imboy, a, b)
+    ca, cc = connect(server, a), connect(server, c)
+    ca.send_json(_c2c("nf-1", c, "hello stranger"))
+    err = ca.expect_type("error")
+    assert err["id"] == "nf-1" and err["code"] == 1 and err["msg"] and isinstance(err["timestamp"], int)
+    assert _row(imboy, "nf-1") is None
+    # A friendship that ended (one direction is enough) refuses too.
+    imboy.db.run("test.unlink", friends_repo.unlink, a.id, b.id, now_ms())
+    ca.send_json(_c2c("nf-2", b, "hello ex-friend"))
+    assert ca.expect_type("error")["id"] == "nf-2"
+    assert _row(imboy, "nf-2") is None
+    assert collect(cc, 0.2, "C2C") == []
+    ca.close()
+    cc.close()
+
+
+def test_resend_of_the_same_id_is_idempotent(imboy, server, users):
+    a, b, c = users(3)
+    befriend(imboy, a, b, c)
+    ca, cb, cc = connect(server, a), connect(server, b), connect(server, c)
+    ca.send_json(_c2c("dup-1", b, "once"))
+    first = ca.expect_type("C2C_SERVER_ACK")
+    assert cb.expect_type("C2C")["id"] == "dup-1"
+    cb.send_json({"id": "dup-1", "type": "C2C_CLIENT_ACK"})
+    # Reopening the chat resends it, even with other content: same server_ts, no second copy.
+    ca.send_json(_c2c("dup-1", b, "once again", created_at=1))
+    assert ca.expect_type("C2C_SERVER_ACK") == first
+    assert collect(cb, 0.7, "C2C") == []
+    assert _row(imboy, "dup-1")["payload"] == '"once"'
+    # Another sender cannot take the id.
+    cc.send_json(_c2c("dup-1", b, "hijack"))
+    assert cc.expect_type("error")["id"] == "dup-1"
+    assert collect(cb, 0.1, "C2C") == []
+    for x in (ca, cb, cc):
+        x.close()
+
+
+def test_full_retry_schedule_then_silence(make_app, make_server, users):
+    schedule = (0.3, 0.5, 0.7, 0.9)
+    app = make_app(ACK_RETRY_SCHEDULE=schedule)
+    imboy = app.extensions["imboy"]
+    server = make_server(app)
+    a, b = users(2)
+    befriend(imboy, a, b)
+    ca, cb = connect(server, a), connect(server, b)
+    ca.send_json(_c2c("retry-1", b, {"text": "answer me"}))
+    copies = [cb.expect_type("C2C")]
+    times = [0.0]
+    t0 = time.monotonic()
+    arrivals = collect(cb, sum(schedule) + 0.9, "C2C")
+    times += [t - t0 for t, _ in arrivals]
+    copies += [f for _, f in arrivals]
+    assert len(copies) == 1 + len(schedule), times
+    assert all(f == copies[0] for f in copies), "every copy is the same frame"
+    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    # Generous bounds: a copy received late makes its gap look longer and the next one shorter.
+    for gap, expected in zip(gaps, schedule):
+        assert expected - 0.15 <= gap <= expected + 0.5, (gaps, schedule)
+    # It stays stored for the next connection.
+    assert _pending_ids(imboy, b.id) == ["retry-1"]
+    ca.close()
+    cb.close()
+
+
+def test_client_ack_on_one_device_stops_the_retries_on_all(imboy, server, users):
+    a, b = users(2)
+    befriend(imboy, a, b)
+    ca, web, phone = connect(server, a), connect(server, b, "web"), connect(server, b, "android")
+    ca.send_json(_c2c("stop-1", b, "x"))
+    web.expect_type("C2C")
+    phone.expect_type("C2C")
+    # The first retry (after 0.4 s) reaches both devices; the web one acks.
+    assert web.expect_type("C2C")["id"] == "stop-1"
+    assert phone.expect_type("C2C")["id"] == "stop-1"
+    web.send_json({"id": "stop-1", "type": "C2C_CLIENT_ACK"})
+    # The next retry was due 0.6 s later, on both devices: it never comes.
+    assert collect(phone, 1.0, "C2C") == []
+    assert collect(web, 0.05, "C2C") == []
+    assert _pending_ids(imboy, b.id) == []
+    for x in (ca, web, phone):
+        x.close()
+
+
+def test_ack_removes_exactly_the_acking_recipients_entry(imboy, server, users):
+    a, b, c = users(3)
+    befriend(imboy, a, b, c)
+    ca, cb, cc = connect(server, a), connect(server, b), connect(server, c)
+    ca.send_json(_c2c("for-b", b, "b"))
+    ca.send_json(_c2c("for-c", c, "c"))
+    cb.expect_type("C2C")
+    cc.expect_type("C2C")
+    assert _pending_ids(imboy, b.id) == ["for-b"] and _pending_ids(imboy, c.id) == ["for-c"]
+    cb.send_json({"id": "for-b", "type": "C2C_CLIENT_ACK"})
+    # B cannot ack C's message.
+    cb.send_json({"id": "for-c", "type": "C2C_CLIENT_ACK"})
+    assert cb.expect_type("error")["id"] == "for-c"
+    assert _pending_ids(imboy, b.id) == []
+    assert _pending_ids(imboy, c.id) == ["for-c"]
+    # Reconnecting shows the same: C gets it again, B gets nothing.
+    cb.close()
+    cc.close()
+    cb, cc = connect(server, b), connect(server, c)
+    assert cc.expect_type("C2C")["id"] == "for-c"
+    assert collect(cb, 0.6, "C2C") == []
+    for x in (ca, cb, cc):
+        x.close()
+
+
+def test_offline_messages_arrive_at_connect_oldest_first_and_until_acked(imboy, server, users):
+    a, b = users(2)
+    befriend(imboy, a, b)
+    ca = connect(server, a)
+    sent = ["off-1", "off-2", "off-3"]
+    for n, msg_id in enumerate(sent):
+        ca.send_json(_c2c(msg_id, b, {"n": n}))
+        assert ca.expect_type("C2C_SERVER_ACK")["id"] == msg_id
+    cb = connect(server, b)
+    # The first three frames are the three messages: all came before the first
+    # retry was due (0.4 s), with no fixed delay per message.
+    first = take(cb, 3, "C2C")
+    assert ids_of(first) == sent
+    assert [f["payload"] for f in first] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert all(f["from"] == a.hashid and f["to"] == b.hashid for f in first)
+    cb.send_json({"id": "off-2", "type": "C2C_CLIENT_ACK"})
+    cb.close()
+    # Unacked ones come back on the next connection; the acked one never does.
+    cb = connect(server, b)
+    assert ids_of(take(cb, 2, "C2C")) == ["off-1", "off-3"]
+    for msg_id in ("off-1", "off-3"):
+        cb.send_json({"id": msg_id, "type": "C2C_CLIENT_ACK"})
+    cb.close()
+    cb = connect(server, b)
+    assert collect(cb, 0.6, "C2C") == []
+    ca.close()
+    cb.close()
+
+
+def test_pending_limit_keeps_the_newest(make_app, make_server, users):
+    app = make_app(PENDING_LIMIT=3)
+    imboy = app.extensions["imboy"]
+    server = make_server(app)
+    a, b = users(2)
+    befriend(imboy, a, b)
+    ca = connect(server, a)
+    for n in range(5):
+        ca.send_json(_c2c(f"lim-{n}", b, {"n": n}))
+        ca.expect_type("C2C_SERVER_ACK")
+    cb = connect(server, b)
+    assert ids_of(take(cb, 3, "C2C")) == ["lim-2", "lim-3", "lim-4"]
+    assert {f["id"] for _, f in collect(cb, 0.45, "C2C")} <= {"lim-2", "lim-3", "lim-4"}
+    ca.close()
+    cb.close()
+
+
+def test_revoke_with_the_recipient_online(imboy, server, users):
+    a, b = users(2)
+    befriend(imboy, a, b)
+    ca, cb = connect(server, a), connect(server, b)
+    ca.send_json(_c2c("rv-1", b, "oops"))
+    ca.expect_type("C2C_SERVER_ACK")
+    cb.expect_type("C2C")
+    ca.send_json({"id": "rv-1", "type": "C2C_REVOKE", "to": b.hashid})
+    revoke = cb.expect_type("C2C_REVOKE")
+    assert (revoke["id"], revoke["from"], revoke["to"]) == ("rv-1", a.hashid, b.hashid)
+    assert isinstance(revoke["server_ts"], int)
+    # Nothing for A until B confirms.
+    assert collect(ca, 0.2, "C2C_REVOKE_ACK") == []
+    cb.send_json({"id": "rv-1", "type": "C2C_REVOKE_ACK", "to": a.hashid})
+    done = ca.expect_type("C2C_REVOKE_ACK")
+    assert (done["id"], done["from"], done["to"]) == ("rv-1", b.hashid, a.hashid)
+    # The revoked message is not re-pushed to B.
+    assert collect(cb, 0.6, "C2C") == []
+    ca.close()
+    cb.close()
+
+
+def test_revoke_with_the_recipient_offline(imboy, server, users):
+    a, b = users(2)
+    befriend(imboy, a, b)
+    ca = connect(server, a)
+    ca.send_json(_c2c("rv-off", b, {"text": "secret"}, created_at=123))
+    ack = ca.expect_type("C2C_SERVER_ACK")
+    ca.send_json({"id": "rv-off", "type": "C2C_REVOKE", "to": b.hashid})
+    done = ca.expect_type("C2C_REVOKE_ACK")
+    assert (done["id"], done["from"], done["to"]) == ("rv-off", b.hashid, a.hashid)
+    cb = connect(server, b)
+    msg = cb.expect_type("C2C")
+    assert msg["id"] == "rv-off" and msg["payload"] == REVOKED
+    assert (msg["from"], msg["to"], msg["created_at"], msg["server_ts"]) == (a.hashid, b.hashid, 123,
+                                                                             ack["server_ts"])
+    ca.close()
+    cb.close()
+
+
+def test_only_the_sender_may_revoke(imboy, server, users):
+    a, b, c = users(3)
+    befriend(imboy, a, b, c)
+    ca, cc = connect(server, a), connect(server, c)
+    ca.send_json(_c2c("mine", b, "keep"))
+    ca.expect_type("C2C_SERVER_ACK")
+    cb = connect(server, b)
+    cb.expect_type("C2C")
+    # The recipient, or a third user, cannot revoke A's message; nor can anyone revoke an unknown id.
+    attempts = [(cb, {"id": "mine", "type": "C2C_REVOKE", "to": a.hashid}),
+                (cc, {"id": "mine", "type": "C2C_REVOKE", "to": b.hashid}),
+                (ca, {"id": "mine", "type": "C2C_REVOKE", "to": c.hashid}),   # wrong peer
+                (ca, {"id": "no-such-msg", "type": "C2C_REVOKE", "to": b.hashid}),
+                # A revoke ack must come from the recipient, for the real sender.
+                (cc, {"id": "mine", "type": "C2C_REVOKE_ACK", "to": a.hashid}),
+                (cb, {"id": "mine", "type": "C2C_REVOKE_ACK", "to": c.hashid})]
+    for client, frame in attempts:
+        client.send_json(frame)
+        err = client.expect_type("error")
+        assert err["id"] == frame["id"] and err["code"] == 1, frame
+    assert _row(imboy, "mine")["payload"] == '"keep"'
+    assert collect(cb, 0.1, "C2C_REVOKE") == []
+    assert collect(ca, 0.1, "C2C_REVOKE_ACK") == []
+    cb.close()
+    cb = connect(server, b)
+    assert cb.expect_type("C2C")["payload"] == "keep"
+    for x in (ca, cb, cc):
+        x.close()
+
+
+def test_message_stored_while_the_recipient_connects_arrives_once(make_app, make_server, users, monkeypatch):
+    """Sent live while the new connection loads its pending store: one copy, not two."""
+    app = make_app(ACK_RETRY_SCHEDULE=(3.0,))
+    imboy = app.extensions["imboy"]
+    server = make_server(app)
+    a, b = users(2)
+    befriend(imboy, a, b)
+    release, loaded = gevent.event.Event(), gevent.event.Event()
+    original = imboy.messages.pending
+
+    def slow_pending(uid):
+        release.wait(5)
+        try:
+            return original(uid)
+        finally:
+            loaded.set()
+
+    monkeypatch.setattr(imboy.messages, "pending", slow_pending)
+    ca, cb = connect(server, a), connect(server, b)
+    ca.send_json(_c2c("race-1", b, "once"))
+    ca.expect_type("C2C_SERVER_ACK")
+    assert cb.expect_type("C2C")["id"] == "race-1"  # live
+    release.set()                                   # now the flush finds it pending too
+    assert loaded.wait(5)
+    assert collect(cb, 0.5, "C2C") == []
+    ca.close()
+    cb.close()

@@ -1,0 +1,90 @@
+"""Group messages (PROTOCOL section 4, Delivery/C2G), end to end on real sockets."""
+from __future__ import annotations
+
+from imboy.clock import now_ms
+from imboy.repositories import groups as groups_repo
+from imboy import ids
+
+from .ws_support import collect, connect, fast_passwords, make_group  # noqa: F401
+
+
+def _c2g(msg_id, gid, payload, kind="C2G", **extra):
+    return {"id": msg_id, "type": kind, "to": gid, "payload": payload, **extra}
+
+
+def test_fan_out_acks_retries_and_offline_members(imboy, server, users):
+    owner, b, c, d = users(4)
+    gid = make_group(imboy, owner, b, c, d)
+    co, cb, cc = connect(server, owner), connect(server, b), connect(server, c)
+    payload = {"msg_type": "text", "text": "hello group"}
+    co.send_json(_c2g("g-1", gid, payload, created_at=1650000000000))
+    ack = co.expect_type("C2G_SERVER_ACK")
+    assert ack["id"] == "g-1" and isinstance(ack["server_ts"], int)
+    expected = {"id": "g-1", "type": "C2G", "from": owner.hashid, "to": gid, "payload": payload,
+                "created_at": 1650000000000, "server_ts": ack["server_ts"]}
+    assert cb.expect_type("C2G") == expected
+    assert cc.expect_type("C2G") == expected
+    # B acks: no more copies for B; C does not: C gets the retry (0.4 s later).
+    cb.send_json({"id": "g-1", "type": "C2G_CLIENT_ACK", "to": gid})
+    assert cc.expect_type("C2G")["id"] == "g-1"
+    assert collect(cb, 0.15, "C2G") == []  # B's copy would have been due with C's
+    # The sender never gets its own message.
+    assert collect(co, 0.1, "C2G") == []
+    # D was offline: it gets the message when it connects.
+    cd = connect(server, d)
+    assert cd.expect_type("C2G") == expected
+    cd.send_json({"id": "g-1", "type": "C2G_CLIENT_ACK", "to": gid})
+    cd.close()
+    # Reconnecting after the ack brings nothing; C, who never acked, gets it again.
+    cb.close()
+    cc.close()
+    cb, cc, cd = connect(server, b), connect(server, c), connect(server, d)
+    assert cc.expect_type("C2G")["id"] == "g-1"
+    assert collect(cb, 0.5, "C2G") == [] and collect(cd, 0.05, "C2G") == []
+    for x in (co, cb, cc, cd):
+        x.close()
+
+
+def test_group_alias_case_insensitive_types_and_idempotent_resend(imboy, server, users):
+    owner, b = users(2)
+    gid = make_group(imboy, owner, b)
+    co, cb = connect(server, owner), connect(server, b)
+    co.send_json(_c2g("g-alias", gid, "via GROUP", kind="GROUP"))
+    first = co.expect_type("C2G_SERVER_ACK")
+    msg = cb.expect_type("C2G")
+    assert msg["type"] == "C2G" and msg["payload"] == "via GROUP"
+    co.send_json(_c2g("g-lower", gid, "via c2g", kind="c2g"))
+    co.expect_type("C2G_SERVER_ACK")
+    assert cb.expect_type("C2G")["id"] == "g-lower"
+    for msg_id in ("g-alias", "g-lower"):
+        cb.send_json({"id": msg_id, "type": "c2g_client_ack", "to": gid})
+    # Resending the same id: same server_ts, no second copy.
+    co.send_json(_c2g("g-alias", gid, "via GROUP", kind="Group"))
+    assert co.expect_type("C2G_SERVER_ACK") == first
+    assert collect(cb, 0.6, "C2G") == []
+    co.close()
+    cb.close()
+
+
+def test_non_members_are_refused(imboy, server, users):
+    owner, b, outsider, leaver = users(4)
+    gid = make_group(imboy, owner, b, leaver)
+    imboy.db.run("test.leave", groups_repo.end_membership, ids.decode(gid), leaver.id, groups_repo.LEFT,
+                leaver.id, now_ms())
+    cx, cl, cb = connect(server, outsider), connect(server, leaver), connect(server, b)
+    for client, frame in ((cx, _c2g("nm-1", gid, "let me in")),
+                          (cl, _c2g("nm-2", gid, "I left")),
+                          (cx, _c2g("nm-3", "zzzzzz", "no such group")),
+                          (cx, _c2g("nm-4", ids.encode(987654), "unknown group"))):
+        client.send_json(frame)
+        err = client.expect_type("error")
+        assert err["id"] == frame["id"] and err["code"] in (1, 2) and err["msg"], frame
+    assert collect(cb, 0.2, "C2G") == []
+    # A member who left receives nothing sent after leaving.
+    co = connect(server, owner)
+    co.send_json(_c2g("after-leave", gid, "members only"))
+    co.expect_type("C2G_SERVER_ACK")
+    assert cb.expect_type("C2G")["id"] == "after-leave"
+    assert collect(cl, 0.2, "C2G") == []
+    for x in (cx, cl, cb, co):
+        x.close()
