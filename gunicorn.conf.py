@@ -4,6 +4,7 @@ Each worker is a gevent process whose handler is imboy's WebSocket handler,
 so HTTP and WebSocket share one port.  Settings come from IMBOY_* variables.
 """
 import os
+import re
 
 _port = os.environ.get("IMBOY_PORT", "9800")
 _host = os.environ.get("IMBOY_HOST", "0.0.0.0")
@@ -17,3 +18,32 @@ worker_connections = int(os.environ.get("IMBOY_WORKER_CONNECTIONS", "100000"))
 timeout = 120
 graceful_timeout = int(os.environ.get("IMBOY_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
+
+# gunicorn 25+ opens a control socket (for `gunicornc`), by default one path per user: name it
+# after the bind address so two servers on one host do not take each other's.
+try:
+    from gunicorn.config import ControlSocket
+
+    control_socket = os.environ.get("IMBOY_CONTROL_SOCKET") or ControlSocket.default.replace(
+        "gunicorn.ctl", "gunicorn-%s.ctl" % re.sub(r"[^A-Za-z0-9]+", "-", bind).strip("-"))
+except (ImportError, AttributeError):  # an older gunicorn without one
+    pass
+
+
+def _refusal(n):
+    return ("imboy: %d workers (IMBOY_WORKERS) need IMBOY_REDIS_URL: without Redis each worker "
+            "would keep its own registry of connections, so messages, presence and kicks between "
+            "workers would be lost until a reconnect. Set IMBOY_REDIS_URL or use one worker." % n)
+
+
+def on_starting(server):
+    """Refuse a split-brain registry: several workers need Redis."""
+    if server.cfg.workers > 1 and not os.environ.get("IMBOY_REDIS_URL"):
+        raise SystemExit(_refusal(server.cfg.workers))
+
+
+def nworkers_changed(server, new_value, old_value):
+    """Nor may SIGTTIN grow a Redis-less server past one worker."""
+    if old_value is not None and new_value > 1 and not os.environ.get("IMBOY_REDIS_URL"):
+        server.log.error(_refusal(new_value))
+        server.num_workers = old_value
