@@ -94,7 +94,9 @@ def _existing_user(uid: int) -> dict[str, Any]:
 def init_db() -> None:
     """Create the schema, or bring an existing imboy database up to date."""
     db = _imboy().db
-    applied = db.migrate()
+    db.migrate()
+    # The app applies pending migrations as it starts: report those too.
+    applied = db.applied
     if applied:
         click.echo("applied: " + ", ".join(applied))
     else:

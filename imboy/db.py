@@ -41,17 +41,27 @@ _STALE_AFTER = 10.0
 # MySQL errors that mean "this object already exists": a migration step that
 # meets one on an existing imboy database has nothing left to do.
 _ALREADY_DONE = {1050, 1060, 1061, 1068, 1022}
+# Client and server error numbers that mean the connection itself is gone
+# (server gone away, lost during query, can't connect, killed, timed out for
+# inactivity); other OperationalErrors (deadlock, lock wait time-out) are
+# answers from a live server and leave the connection usable.
+_CONNECTION_GONE = {2003, 2006, 2013, 2055, 1053, 1077, 1080, 1152, 1927, 4031}
+_DEADLOCK = 1213
+_ATTEMPTS = 3
 
 
 class Tx:
     """One transaction on one connection: execute, fetch, insert."""
 
-    __slots__ = ("_cur", "dialect", "statements")
+    __slots__ = ("_cur", "dialect", "statements", "committing")
 
     def __init__(self, cursor: Any, dialect: str) -> None:
         self._cur = cursor
         self.dialect = dialect
         self.statements = 0
+        # Set once the body is done: a failure from here on may have
+        # committed, so the transaction must not be run again.
+        self.committing = False
 
     def _sql(self, sql: str) -> str:
         return _to_qmark(sql) if self.dialect == "sqlite" else sql
@@ -127,6 +137,11 @@ class _MySQLPool:
         self.size = size
         self.in_use = 0
 
+    def connection_lost(self) -> None:
+        """One connection was found dead: the idle ones probably are too
+        (server restart, KILL), so each is pinged at its next checkout."""
+        self._idle = deque((conn, 0.0) for conn, _ in self._idle)
+
     def _connect(self) -> pymysql.connections.Connection:
         try:
             conn = pymysql.connect(**self._params)
@@ -140,6 +155,8 @@ class _MySQLPool:
 
     def acquire(self) -> pymysql.connections.Connection:
         if not self._slots.acquire(timeout=self._timeout):
+            log.warning("no free database connection within %.1f s (all %d in use)",
+                        self._timeout, self.size)
             raise ServiceUnavailable("Database busy, try again")
         try:
             while self._idle:
@@ -228,6 +245,9 @@ class _SQLitePool:
     def cursor(self, conn: Any) -> Any:
         return conn.cursor()
 
+    def connection_lost(self) -> None:
+        pass
+
     def begin(self, conn: Any) -> None:
         # IMMEDIATE takes the write lock up front, so a transaction never
         # fails half-way on a lock upgrade against another process (the CLI).
@@ -247,8 +267,22 @@ def _close_quietly(conn: Any) -> None:
 
 
 def _lost_connection(exc: BaseException) -> bool:
-    return isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError,
-                            ConnectionError, OSError))
+    """True when `exc` says the connection is gone, not that a statement failed."""
+    if isinstance(exc, pymysql.err.OperationalError):
+        return bool(exc.args) and exc.args[0] in _CONNECTION_GONE
+    return isinstance(exc, (pymysql.err.InterfaceError, ConnectionError, OSError))
+
+
+def _sqlite_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+class ConnectionLost(ServiceUnavailable):
+    """The database connection died under a transaction."""
+
+    def __init__(self, msg: str, retryable: bool) -> None:
+        super().__init__(msg)
+        self.retryable = retryable
 
 
 class Database:
@@ -257,6 +291,10 @@ class Database:
     def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 5.0,
                  connect_timeout: float = 5.0, query_timeout: float = 30.0) -> None:
         self.url = url
+        # Greenlets inside a transaction (ids), to refuse nested ones.
+        self._holders: set[int] = set()
+        #: Migrations this object applied, in order (startup and init-db).
+        self.applied: list[str] = []
         parsed = urlparse(url)
         if parsed.scheme == "sqlite":
             path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ":memory:"
@@ -291,13 +329,26 @@ class Database:
     # transactions --------------------------------------------------------
     @contextmanager
     def transaction(self, name: str) -> Iterator[Tx]:
-        """A transaction: committed when the block ends, rolled back if it raises."""
+        """A transaction: committed when the block ends, rolled back if it raises.
+
+        One greenlet holds at most one transaction: a nested one would wait
+        for a second connection (with SQLite, for the one it holds itself)
+        and is a programming error, reported at once.
+        """
+        me = id(gevent.getcurrent())
+        if me in self._holders:
+            raise RuntimeError(f"transaction {name!r} started inside another transaction "
+                               "of the same greenlet")
         pool = self._pool
         conn = pool.acquire()
+        self._holders.add(me)
         reusable = False
+        tx: Tx | None = None
         try:
             pool.begin(conn)
-            yield Tx(pool.cursor(conn), self.dialect)
+            tx = Tx(pool.cursor(conn), self.dialect)
+            yield tx
+            tx.committing = True
             conn.commit()
             reusable = True
         except BaseException as exc:
@@ -312,29 +363,41 @@ class Database:
                 except Exception:
                     pass
             if lost:
+                pool.connection_lost()
                 log.warning("transaction %s lost its connection: %s", name, exc.__class__.__name__)
-                raise ServiceUnavailable("Database unavailable") from exc
+                retry = tx is None or (tx.statements <= 1 and not tx.committing)
+                raise ConnectionLost("Database unavailable", retryable=retry) from exc
+            if _sqlite_busy(exc):
+                log.warning("transaction %s: database locked by another process", name)
+                raise ServiceUnavailable("Database busy, try again") from exc
             raise
         finally:
+            self._holders.discard(me)
             pool.release(conn, reusable)
 
     def run(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(tx, *args)` in a transaction named `name`.
 
         A connection found dead on the first statement (the server restarted
-        while it sat idle) is replaced and the transaction tried once more:
-        nothing of it can have been applied.
+        or killed it while it sat idle) is replaced and the transaction tried
+        once more: nothing of it can have been applied.  A failure after
+        that, or during the commit, is not retried: it may have committed.
+        A transaction InnoDB chose as a deadlock victim is rolled back
+        entirely and is run again, up to three times in all, so `fn` must
+        do nothing but database work.
         """
-        for attempt in (0, 1):
-            tx_ref: list[Tx] = []
+        for attempt in range(_ATTEMPTS):
             try:
                 with self.transaction(name) as tx:
-                    tx_ref.append(tx)
                     return fn(tx, *args)
-            except ServiceUnavailable as exc:
-                first_statement = not tx_ref or tx_ref[0].statements <= 1
-                if attempt or not first_statement or exc.__cause__ is None:
+            except ConnectionLost as exc:
+                if not exc.retryable or attempt:
                     raise
+            except pymysql.err.OperationalError as exc:
+                # InnoDB rolled the whole transaction back: run it again.
+                if not exc.args or exc.args[0] != _DEADLOCK or attempt == _ATTEMPTS - 1:
+                    raise
+                log.info("transaction %s: deadlock, retrying", name)
         raise AssertionError("unreachable")
 
     def read(self, name: str, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -371,16 +434,25 @@ class Database:
                     continue
                 with open(os.path.join(folder, fname), encoding="utf-8") as fh:
                     statements = split_sql(fh.read())
-                self._apply(version, fname, statements)
-                applied.append(fname)
-                log.info("applied migration %s", fname)
+                if self._apply(version, fname, statements):
+                    applied.append(fname)
+                    log.info("applied migration %s", fname)
+        self.applied.extend(applied)
         return applied
 
-    def _apply(self, version: int, fname: str, statements: list[str]) -> None:
-        # MySQL commits DDL implicitly, so each statement stands alone and a
-        # re-run after a crash skips what already exists.  SQLite runs the
-        # whole file in one transaction.
+    def _apply(self, version: int, fname: str, statements: list[str]) -> bool:
+        """Apply one migration file; False if another process just did.
+
+        MySQL commits DDL implicitly, so each statement stands alone and a
+        re-run after a crash skips what already exists (the GET_LOCK of
+        `_migration_lock` keeps two processes apart).  SQLite runs the whole
+        file in one BEGIN IMMEDIATE transaction, and looks at the version
+        table again inside it: a second process starting at the same time
+        waits for the first and then finds the work done.
+        """
         with self.transaction(f"migrate.{fname}") as tx:
+            if tx.scalar("SELECT COUNT(*) FROM imboy_schema_version WHERE version = %s", (version,)):
+                return False
             for stmt in statements:
                 if self.dialect == "mysql":
                     try:
@@ -393,6 +465,7 @@ class Database:
                     tx._cur.execute(stmt)
             tx.execute("INSERT INTO imboy_schema_version (version, name, applied_at) VALUES (%s, %s, %s)",
                        (version, fname, int(time.time() * 1000)))
+        return True
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
+from ..errors import BadRequest
 from .envelope import auth_required, core, ok, params
 
 bp = Blueprint("user", __name__, url_prefix="/user")
@@ -11,7 +12,11 @@ bp = Blueprint("user", __name__, url_prefix="/user")
 @bp.post("/change_sign")
 @auth_required
 def change_sign():
-    core().users.change_sign(g.uid, params().str("sign", required=False, strip=False))
+    p = params()
+    if p.raw("sign") is None:
+        # Absent is a client bug; an empty value clears the signature.
+        raise BadRequest("Missing parameter: sign")
+    core().users.change_sign(g.uid, p.str("sign", required=False, strip=False))
     return ok()
 
 

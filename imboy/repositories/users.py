@@ -50,6 +50,11 @@ def set_password(tx: Tx, uid: int, password_hash: str) -> None:
     tx.execute("UPDATE `user` SET `password` = %s WHERE `id` = %s", (password_hash, uid))
 
 
+def set_mobile(tx: Tx, uid: int, mobile: str | None) -> None:
+    """Operators' and tests' way to give an account a mobile number to log in with."""
+    tx.execute("UPDATE `user` SET `mobile` = %s WHERE `id` = %s", (mobile, uid))
+
+
 def record_login(tx: Tx, uid: int, ip: str, now: int) -> None:
     tx.execute("UPDATE `user` SET `login_count` = `login_count` + 1, `last_login_ip` = %s,"
                " `last_login_at` = %s WHERE `id` = %s", (ip[:40], now, uid))

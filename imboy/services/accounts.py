@@ -24,6 +24,7 @@ EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,6
 MOBILE_RE = re.compile(r"^\d{11}$")
 LOGIN_FAILED = "Incorrect account or password"
 CODE_INVALID = "The verification code is invalid or has expired"
+EMAIL_TAKEN = "This email is already registered"
 MAX_PASSWORD = 256
 
 
@@ -46,7 +47,7 @@ class AccountService:
         self.max_attempts = config["CODE_MAX_ATTEMPTS"]
         self.default_avatar = config["DEFAULT_AVATAR"]
 
-    # verification codes -----------------------------------------------------
+    # verification codes ---------------------------------------------------
     def send_code(self, kind: str, account: str) -> None:
         """Mail a 6-digit code; a request within the resend interval sends nothing."""
         if kind != "email":
@@ -57,11 +58,12 @@ class AccountService:
         code = f"{secrets.randbelow(1_000_000):06d}"
 
         def store(tx: Tx) -> bool:
-            current = codes_repo.get(tx, key)
-            if current and now - current["created_at"] < self.resend_ms and current["validity_at"] > now:
-                return False
-            codes_repo.put(tx, key, code, now + self.code_ttl_ms, now)
-            return True
+            # Two statements, each decided by the database, so a burst of
+            # requests for one address sends exactly one mail.  The UPDATE
+            # comes first: it holds at most one row lock, so no deadlock.
+            expires = now + self.code_ttl_ms
+            return (codes_repo.replace_if_older(tx, key, code, expires, now, now - self.resend_ms)
+                    or codes_repo.create(tx, key, code, expires, now))
 
         if not self.db.run("accounts.store_code", store):
             return
@@ -69,20 +71,33 @@ class AccountService:
             self.mailer.send_code(email, code)
         except ImboyError:
             # Not sent: forget it, so the user may ask again at once.
-            self.db.run("accounts.drop_code", lambda tx: codes_repo.delete(tx, key))
+            self.db.run("accounts.drop_code", codes_repo.delete, key, code)
             raise
 
-    def _use_code(self, tx: Tx, email: str, code: str) -> None:
-        """Check the code inside the caller's transaction; it is spent on success."""
+    def _check_code(self, email: str, code: str) -> None:
+        """Spend one attempt at the address's code; BadRequest unless it matches.
+
+        Runs in its own transaction, before the one that uses the code, so a
+        wrong guess is counted even though the caller's work is not done; the
+        caller then consumes the code with `codes_repo.consume`, which fails
+        if a concurrent request used it first.
+        """
         key = "email:" + email
-        row = codes_repo.get(tx, key)
-        if row is None or row["validity_at"] <= now_ms() or row["attempts"] >= self.max_attempts:
+        given = code.encode("utf-8")
+
+        def attempt(tx: Tx) -> bool:
+            if not codes_repo.claim_attempt(tx, key, now_ms(), self.max_attempts):
+                return False
+            row = codes_repo.get(tx, key)
+            return row is not None and secrets.compare_digest(str(row["code"]).encode("utf-8"), given)
+
+        if not self.db.run("accounts.check_code", attempt):
             raise BadRequest(CODE_INVALID)
-        if not secrets.compare_digest(str(row["code"]), code):
-            # Counted in its own transaction: the caller's rolls back.
-            self.db.run("accounts.count_attempt", lambda t: codes_repo.count_attempt(t, key))
+
+    @staticmethod
+    def _consume_code(tx: Tx, email: str, code: str) -> None:
+        if not codes_repo.consume(tx, "email:" + email, code):
             raise BadRequest(CODE_INVALID)
-        codes_repo.delete(tx, key)
 
     def _password(self, pwd: str, rsa_encrypt: str) -> str:
         if rsa_encrypt == "1":
@@ -100,13 +115,16 @@ class AccountService:
             raise BadRequest("Unsupported type")
         email = check_email(account)
         password = self._password(pwd, rsa_encrypt)
+        if self.db.run("accounts.email_taken", users_repo.exists_email, email):
+            raise BadRequest(EMAIL_TAKEN)
+        self._check_code(email, code)
         pw_hash = passwords.hash_password(password)
         now = now_ms()
 
         def create(tx: Tx) -> dict[str, Any]:
             if users_repo.exists_email(tx, email):
-                raise BadRequest("This email is already registered")
-            self._use_code(tx, email, code)
+                raise BadRequest(EMAIL_TAKEN)
+            self._consume_code(tx, email, code)
             ref = ref_uid if ref_uid and users_repo.by_id(tx, ref_uid) else 0
             uid = users_repo.insert(tx, email=email, account=self._new_account_number(tx), password=pw_hash,
                                     nickname=email.split("@")[0][:80], ref_user_id=ref,
@@ -127,7 +145,7 @@ class AccountService:
 
         def create(tx: Tx) -> int:
             if users_repo.exists_email(tx, email):
-                raise BadRequest("This email is already registered")
+                raise BadRequest(EMAIL_TAKEN)
             return users_repo.insert(tx, email=email, account=self._new_account_number(tx), password=pw_hash,
                                      nickname=(nickname or email.split("@")[0])[:80], ref_user_id=0,
                                      reg_ip=ip[:40], reg_cosv="", now=now)
@@ -199,13 +217,16 @@ class AccountService:
             raise BadRequest("Unsupported type")
         email = check_email(account)
         password = self._password(pwd, rsa_encrypt)
+        self._check_code(email, code)
         pw_hash = passwords.hash_password(password)
 
         def reset(tx: Tx) -> None:
             row = users_repo.credentials_by(tx, "email", email)
-            self._use_code(tx, email, code)
-            if row is None:
+            if row is None or row["status"] != 1:
+                # Codes go to any address; one for an address without an
+                # account resets nothing and says no more than a wrong code.
                 raise BadRequest(CODE_INVALID)
+            self._consume_code(tx, email, code)
             users_repo.set_password(tx, row["id"], pw_hash)
 
         self.db.run("accounts.find_password", reset)
