@@ -30,6 +30,21 @@ except (ImportError, AttributeError):  # an older gunicorn without one
     pass
 
 
+# Metrics from every worker: prometheus-client's multi-process mode keeps
+# each worker's values in files here and /metrics merges them.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="imboy-metrics-")
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges (connections, pool) stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def _refusal(n):
     return ("imboy: %d workers (IMBOY_WORKERS) need IMBOY_REDIS_URL: without Redis each worker "
             "would keep its own registry of connections, so messages, presence and kicks between "

@@ -85,6 +85,31 @@ def _scene_keys(v: str) -> dict[str, str]:
     return out
 
 
+#: Per-action limits on the passport endpoints ("count/seconds"), by IP
+#: address and by account; IMBOY_RATE_LIMITS overrides any of them, e.g.
+#: "login_ip=60/300,getcode_account=0" (0 switches one off).
+DEFAULT_RATE_LIMITS = {
+    "login_ip": "30/300", "login_account": "10/300",
+    "getcode_ip": "20/3600", "getcode_account": "5/3600",
+    "signup_ip": "20/3600",
+    "findpassword_ip": "20/3600", "findpassword_account": "10/3600",
+}
+
+
+def _rate_limits(v: str) -> dict[str, str]:
+    out = {}
+    for item in _list(v):
+        name, sep, rule = item.partition("=")
+        count, _, window = rule.partition("/")
+        if not sep or name.strip() not in DEFAULT_RATE_LIMITS:
+            raise ValueError(f"unknown rate limit {name.strip()!r}")
+        _int(count, minimum=0)
+        if window:
+            _positive_float(window)
+        out[name.strip()] = rule.strip()
+    return out
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(v: str) -> str:
         value = v.strip().lower()
@@ -125,6 +150,7 @@ _setting("SMTP_TIMEOUT", 10.0, _positive_float)
 _setting("MAIL_FROM", "imboy@localhost")
 _setting("RSA_PRIVATE_KEY", None)
 _setting("ADMIN_UIDS", (), _list)
+_setting("RATE_LIMITS", {}, _rate_limits)
 _setting("METRICS_TOKEN", None)
 _setting("ASSET_AUTH_KEYS", {}, _scene_keys)
 _setting("LOG_LEVEL", "INFO", _log_level)

@@ -33,5 +33,6 @@ def serve(app: Any) -> None:
 
     gevent.signal_handler(signal.SIGTERM, stop)
     gevent.signal_handler(signal.SIGINT, stop)
+    gevent.signal_handler(signal.SIGHUP, stop)
     log.info("imboy listening on %s:%s (%s)", config["HOST"], config["PORT"], imboy.db.dialect)
     server.serve_forever()

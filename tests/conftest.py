@@ -16,6 +16,7 @@ import pymysql  # noqa: E402
 import pytest  # noqa: E402
 
 from imboy import create_app  # noqa: E402
+from imboy.config import DEFAULT_RATE_LIMITS  # noqa: E402
 from imboy.rsakey import RsaKey  # noqa: E402
 
 from .helpers import LiveServer, make_user  # noqa: E402
@@ -37,6 +38,9 @@ TEST_SETTINGS = {
     "LOG_LEVEL": "WARNING",
     "DB_POOL_SIZE": 8,
     "CODE_RESEND_INTERVAL": 60.0,
+    # Functional tests sign up and log in many times from one address; the
+    # limits themselves are tested in test_rate_limits.py with the defaults.
+    "RATE_LIMITS": {name: "10000/60" for name in DEFAULT_RATE_LIMITS},
 }
 
 

@@ -12,13 +12,14 @@ user named in ADMIN_UIDS (hashids): a CLI process holds no sockets, so
 """
 from __future__ import annotations
 
+import hmac
 import logging
 from functools import wraps
 from typing import Any, Callable
 
 import gevent
 import redis
-from flask import Blueprint, Response, current_app, g
+from flask import Blueprint, Response, abort, current_app, g, request
 
 from .. import ids
 from ..errors import ImboyError, Refused
@@ -115,3 +116,21 @@ def admin_notice() -> Response:
     log.info("notice from admin %s to %s: %d connection(s)", ids.encode(g.uid),
              ids.encode(uid) if uid else "everyone online", result["connections"])
     return ok(result)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format; only with `Authorization: Bearer <IMBOY_METRICS_TOKEN>`.
+
+    With no token configured the endpoint does not exist (404): metrics
+    reveal traffic and are never public by default.
+    """
+    token = core().config.get("METRICS_TOKEN")
+    if not token:
+        abort(404)
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return Response("unauthorized\n", status=401, content_type="text/plain; charset=utf-8",
+                        headers={"WWW-Authenticate": "Bearer"})
+    body, content_type = core().metrics.render()
+    return Response(body, status=200, content_type=content_type, headers={"Cache-Control": "no-store"})

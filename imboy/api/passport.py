@@ -8,6 +8,14 @@ from .envelope import core, ok, params
 bp = Blueprint("passport", __name__)
 
 
+def _limit(action: str, account: str = "") -> None:
+    """Count this attempt per IP address and per account (HTTP 429 over a limit)."""
+    keys = [f"ip:{_client_ip()}"]
+    if account:
+        keys.append(f"account:{account.strip().lower()}")
+    core().limiter.check(action, keys)
+
+
 def _client_ip() -> str:
     return request.remote_addr or ""
 
@@ -20,6 +28,7 @@ def init():
 @bp.post("/passport/getcode")
 def getcode():
     p = params()
+    _limit("getcode", p.str("account", max_len=200))
     core().accounts.send_code(p.str("type", required=False, default="email"),
                               p.str("account", max_len=200))
     return ok()
@@ -28,6 +37,7 @@ def getcode():
 @bp.post("/passport/signup")
 def signup():
     p = params()
+    _limit("signup")
     payload = core().accounts.signup(
         kind=p.str("type", required=False, default="email"),
         account=p.str("account", max_len=200),
@@ -44,6 +54,7 @@ def signup():
 @bp.post("/passport/login")
 def login():
     p = params()
+    _limit("login", p.str("account", max_len=200))
     payload = core().accounts.login(
         kind=p.str("type", required=False),
         account=p.str("account", max_len=200),
@@ -57,6 +68,7 @@ def login():
 @bp.post("/passport/findpassword")
 def findpassword():
     p = params()
+    _limit("findpassword", p.str("account", max_len=200))
     core().accounts.find_password(
         kind=p.str("type", required=False, default="email"),
         account=p.str("account", max_len=200),

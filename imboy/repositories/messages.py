@@ -81,3 +81,9 @@ def pending_c2g(tx: Tx, to_uid: int, limit: int = 100000) -> list[dict[str, Any]
     return tx.all("SELECT m.`id`, m.`msg_id`, m.`from_id`, m.`to_groupid`, m.`payload`, m.`created_at`,"
                   " m.`server_ts` FROM `msg_c2g_timeline` t JOIN `msg_c2g` m ON m.`msg_id` = t.`msg_id`"
                   " WHERE t.`to_id` = %s ORDER BY t.`id` LIMIT %s", (to_uid, limit))
+
+
+def pending_depth(tx: Tx) -> dict[str, int]:
+    """How many messages wait for an ack, for the metrics."""
+    return {"c2c": int(tx.scalar("SELECT COUNT(*) FROM `msg_c2c` WHERE `status` = 0") or 0),
+            "c2g": int(tx.scalar("SELECT COUNT(*) FROM `msg_c2g_timeline`") or 0)}

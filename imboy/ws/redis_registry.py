@@ -56,8 +56,10 @@ def _node_of(entry: str) -> str:
 class RedisRegistry:
     """Presence and routing across nodes; this node's sockets in a LocalRegistry."""
 
-    def __init__(self, url: str, presence_ttl: float = 15.0, node_id: str | None = None) -> None:
+    def __init__(self, url: str, presence_ttl: float = 15.0, node_id: str | None = None,
+                 metrics: Any = None) -> None:
         self.local = LocalRegistry()
+        self.metrics = metrics
         self.node = node_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.ttl = max(1.0, float(presence_ttl))
         # The alive key lives 2/3 of the TTL and is refreshed 4 times in that span; other nodes
@@ -260,6 +262,8 @@ class RedisRegistry:
             op = msg["op"]
             if op == "ping":
                 return
+            if self.metrics is not None and "ts" in msg:
+                self.metrics.pubsub_lag.observe(max(0.0, time.time() - float(msg["ts"])))
             uid = int(msg["uid"])
             if op == "push":
                 self.local.push(uid, msg["frame"], msg.get("key"))
@@ -391,6 +395,7 @@ class RedisRegistry:
     def _publish(self, node: str, message: dict[str, Any]) -> int:
         """Returns how many subscribers got it (0: that node is not listening right now)."""
         try:
+            message["ts"] = time.time()
             return int(self.redis.publish(P + f"node:{node}", dumps(message)))
         except redis.RedisError as exc:
             # The pending store still holds anything that mattered.
