@@ -36,17 +36,17 @@ log = logging.getLogger("imboy")
 class Imboy:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
+        self.metrics = Metrics()
         self.db = Database(config["DATABASE_URL"], pool_size=config["DB_POOL_SIZE"],
                            pool_timeout=config["DB_POOL_TIMEOUT"],
                            connect_timeout=config["DB_CONNECT_TIMEOUT"],
-                           query_timeout=config["DB_QUERY_TIMEOUT"])
+                           query_timeout=config["DB_QUERY_TIMEOUT"], metrics=self.metrics)
         self.tokens = TokenService(secret_key(config), config["ACCESS_TOKEN_TTL"],
                                    config["REFRESH_TOKEN_TTL"])
         self.rsa = RsaKey.load_or_create(config["RSA_PRIVATE_KEY"] or instance_file(config, "rsa_private_key.pem"))
         self.mailer = Mailer(config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_USER"],
                              config["SMTP_PASSWORD"], config["SMTP_TLS"], config["MAIL_FROM"],
                              timeout=config["SMTP_TIMEOUT"])
-        self.metrics = Metrics()
         self.metrics.watch_pending(lambda: self.db.run("metrics.pending", messages_repo.pending_depth))
         self.users = UserService(self.db, config["DEFAULT_AVATAR"])
         self.accounts = AccountService(self.db, self.tokens, self.rsa, self.mailer, config)

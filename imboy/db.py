@@ -289,8 +289,9 @@ class Database:
     """Pool + transactions + migrations for one database URL."""
 
     def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 5.0,
-                 connect_timeout: float = 5.0, query_timeout: float = 30.0) -> None:
+                 connect_timeout: float = 5.0, query_timeout: float = 30.0, metrics: Any = None) -> None:
         self.url = url
+        self.metrics = metrics
         # Greenlets inside a transaction (ids), to refuse nested ones.
         self._holders: set[int] = set()
         #: Migrations this object applied, in order (startup and init-db).
@@ -340,7 +341,11 @@ class Database:
             raise RuntimeError(f"transaction {name!r} started inside another transaction "
                                "of the same greenlet")
         pool = self._pool
+        waited = time.monotonic()
         conn = pool.acquire()
+        if self.metrics is not None:
+            self.metrics.pool_wait.observe(time.monotonic() - waited)
+            self.metrics.pool_in_use.inc()
         self._holders.add(me)
         reusable = False
         tx: Tx | None = None
@@ -374,6 +379,8 @@ class Database:
         finally:
             self._holders.discard(me)
             pool.release(conn, reusable)
+            if self.metrics is not None:
+                self.metrics.pool_in_use.dec()
 
     def run(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(tx, *args)` in a transaction named `name`.

@@ -81,6 +81,54 @@ def mysql_url():
         conn.close()
 
 
+@pytest.fixture(scope="session")
+def mysql_template():
+    """A MariaDB database migrated once per run; tests get copies of its tables.
+
+    Migrating from scratch costs seconds of ALTER TABLE on MariaDB;
+    `CREATE TABLE ... LIKE` copies the result (columns, keys, engine,
+    charset) in a fraction of that, with AUTO_INCREMENT back at 1.
+    """
+    from imboy.db import Database
+
+    try:
+        conn = _mysql_connect()
+    except pymysql.err.MySQLError as exc:
+        require_service("MariaDB", exc)
+    name = "imboy_tpl_" + uuid.uuid4().hex[:12]
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    auth = MYSQL["user"] + (":" + MYSQL["password"] if MYSQL["password"] else "")
+    db = Database(f"mysql://{auth}@{MYSQL['host']}:{MYSQL['port']}/{name}")
+    try:
+        db.migrate()
+        db.close()
+        with conn.cursor() as cur:
+            cur.execute(f"SHOW TABLES FROM `{name}`")
+            tables = [row[0] for row in cur.fetchall()]
+        yield name, tables
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+@pytest.fixture
+def migrated_mysql_url(mysql_url, mysql_template):
+    """A throwaway MariaDB database with the current schema."""
+    template, tables = mysql_template
+    name = mysql_url.rsplit("/", 1)[1]
+    conn = _mysql_connect()
+    try:
+        with conn.cursor() as cur:
+            for table in tables:
+                cur.execute(f"CREATE TABLE `{name}`.`{table}` LIKE `{template}`.`{table}`")
+            cur.execute(f"INSERT INTO `{name}`.imboy_schema_version SELECT * FROM `{template}`.imboy_schema_version")
+    finally:
+        conn.close()
+    return mysql_url
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return request.param
@@ -90,7 +138,7 @@ def backend(request):
 def database_url(backend, tmp_path, request):
     if backend == "sqlite":
         return f"sqlite:///{tmp_path}/imboy.sqlite3"
-    return request.getfixturevalue("mysql_url")
+    return request.getfixturevalue("migrated_mysql_url")
 
 
 @pytest.fixture

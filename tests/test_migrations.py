@@ -62,7 +62,10 @@ def versions(app) -> list[str]:
     return [r["name"] for r in db.read("test.versions", "SELECT name FROM imboy_schema_version ORDER BY version")]
 
 
-def test_init_db_applies_the_schema_and_is_idempotent(backend, database_url, tmp_path, rsa_key_path):
+def test_init_db_applies_the_schema_and_is_idempotent(backend, tmp_path, rsa_key_path, request):
+    # An empty database, not the test fixtures' migrated copy.
+    database_url = (f"sqlite:///{tmp_path}/empty.sqlite3" if backend == "sqlite"
+                    else request.getfixturevalue("mysql_url"))
     env = flask_env(database_url, tmp_path, rsa_key_path, IMBOY_MIGRATE_ON_START="0")
     assert init_db(env) == "applied: " + ", ".join(SQL_FILES[backend])
     assert init_db(env) == "schema up to date"

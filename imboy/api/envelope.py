@@ -34,6 +34,7 @@ def ok(payload: Any = None, msg: str = "success") -> Response:
 
 
 def handle_imboy_error(exc: ImboyError) -> Response:
+    core().metrics.errors.labels(str(exc.code), "http").inc()
     return envelope(exc.payload, exc.msg, exc.code, exc.http_status)
 
 
