@@ -78,11 +78,20 @@ class MessageService:
         return self.db.run("messages.revoke_c2c", revoke)
 
     def check_revoke_ack(self, uid: int, revoker_uid: int, msg_id: str) -> dict[str, Any]:
-        """A revoke ack must come from the recipient of the revoker's message."""
-        row = self.db.run("messages.revoke_ack", repo.c2c_by_msg_id, msg_id)
-        if row is None or row["to_id"] != uid or row["from_id"] != revoker_uid:
-            raise BadRequest("Unknown message")
-        return row
+        """A revoke ack must come from the recipient of the revoker's message.
+
+        It also settles the message: a recipient who confirmed the revoke
+        has dealt with it, so the placeholder is not delivered again later.
+        """
+
+        def confirm(tx: Tx) -> dict[str, Any]:
+            row = repo.c2c_by_msg_id(tx, msg_id)
+            if row is None or row["to_id"] != uid or row["from_id"] != revoker_uid:
+                raise BadRequest("Unknown message")
+            repo.ack_c2c(tx, uid, msg_id)
+            return row
+
+        return self.db.run("messages.revoke_ack", confirm)
 
     # groups -----------------------------------------------------------------
     def send_c2g(self, from_uid: int, gid: int, msg_id: str, payload: str, created_at: int) -> Stored:
