@@ -15,7 +15,8 @@ from imboy.config import SETTINGS, load_config, secret_key
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Read by gunicorn.conf.py itself (or by the test fixtures), not by imboy.config.
-NOT_APP_SETTINGS = {"BIND", "WORKER_CONNECTIONS", "GRACEFUL_TIMEOUT"}
+# Read by gunicorn.conf.py, not by the app.
+NOT_APP_SETTINGS = {"BIND", "WORKER_CONNECTIONS", "GRACEFUL_TIMEOUT", "CONTROL_SOCKET"}
 
 
 def test_defaults():

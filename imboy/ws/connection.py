@@ -6,6 +6,12 @@ only while there is something to send, so a socket never has two writers
 and an idle connection costs no second greenlet.  Retry timers are libev
 timers owned by the connection and die with it: the pending store in the
 database, not a timer, is what guarantees delivery.
+
+Bounds: the send queue holds at most SEND_QUEUE_LIMIT frames and
+SEND_QUEUE_BYTES bytes (a client that stops reading is closed with 1008),
+and the messages a client sends are budgeted by a token bucket (WS_RATE a
+second, bursts of WS_BURST): over it a message gets an error frame, and a
+client that goes on for another full burst is closed with 1008.
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ from typing import Any, Callable
 import gevent
 from gevent.event import Event
 
+from ..jsonutil import loads
+from ..ratelimit import TokenBucket
 from ..wire import error_frame
 from .frames import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ConnectionLost, FrameReader,
                      ProtocolViolation, close_payload, encode_frame)
@@ -28,13 +36,18 @@ log = logging.getLogger("imboy.ws")
 CLOSE_GRACE = 2.0
 # Frames joined into one sendall by the writer.
 WRITE_BATCH = 64
+# Messages refused by the rate limit echo their id only when this short: a
+# flood of large frames is not parsed just to name them.
+ID_PARSE_LIMIT = 65536
+RATE_LIMITED = "Too many frames, slow down"
 _ids = count(1)
 
 
 class Connection:
-    __slots__ = ("id", "uid", "device", "_sock", "_rfile", "_out", "_writer", "_retries",
-                 "_schedule", "_queue_limit", "_max_frame", "_loop", "closing", "close_code",
-                 "_close_timer", "_drained", "__weakref__")
+    __slots__ = ("id", "uid", "device", "_sock", "_rfile", "_out", "_out_bytes", "_writer", "_retries",
+                 "_schedule", "_queue_limit", "_queue_bytes", "_max_frame", "_loop", "closing",
+                 "close_code", "_close_timer", "_drained", "_bucket", "_strikes", "_credit",
+                 "_credit_cap", "__weakref__")
 
     def __init__(self, sock: Any, rfile: Any, uid: int, device: str, config: dict[str, Any]) -> None:
         """`rfile` is the handshake's buffered reader (it may already hold frames)."""
@@ -44,16 +57,26 @@ class Connection:
         self._sock = sock
         self._rfile = rfile
         self._out: deque[bytes] = deque()
+        self._out_bytes = 0
         self._writer: gevent.Greenlet | None = None
         self._retries: dict[str, list] = {}
         self._schedule: tuple[float, ...] = tuple(config["ACK_RETRY_SCHEDULE"])
         self._queue_limit: int = config["SEND_QUEUE_LIMIT"]
+        self._queue_bytes: int = config["SEND_QUEUE_BYTES"]
         self._max_frame: int = config["MAX_FRAME_BYTES"]
         self._loop = gevent.get_hub().loop
         self.closing = False
         self.close_code: int | None = None
         self._close_timer = None
         self._drained: Event | None = None
+        burst = config["WS_BURST"]
+        self._bucket = TokenBucket(config["WS_RATE"], burst)
+        self._strikes = 0
+        # Frames pushed to this client earn it a message of its own beyond
+        # the budget: the acks a reconnecting client owes for a large pending
+        # flush must not be refused (they are bounded by what was pushed).
+        self._credit = 0
+        self._credit_cap = config["PENDING_LIMIT"] + burst
         sock.settimeout(config["WS_IDLE_TIMEOUT"])
 
     def __repr__(self) -> str:
@@ -64,19 +87,27 @@ class Connection:
         """Queue one text frame; False when the connection is closing or was closed."""
         return self._enqueue(encode_frame(OP_TEXT, text.encode("utf-8")))
 
+    def send_binary(self, data: bytes) -> bool:
+        return self._enqueue(encode_frame(OP_BINARY, data))
+
     def _enqueue(self, data: bytes, control: bool = False) -> bool:
         if self.closing and not control:
             return False
-        if len(self._out) >= self._queue_limit and not control:
+        if not control and self._out and (len(self._out) >= self._queue_limit
+                                          or self._out_bytes + len(data) > self._queue_bytes):
             # The client stopped reading: drop it rather than grow without
             # bound; what it missed is still pending and comes back on reconnect.
             # Frames not yet written are dropped at once (memory is the point
             # of the bound); the close frame follows what is being written.
-            log.warning("conn %s uid=%s: send queue full, closing", self.id, self.uid)
+            # A frame alone always fits, so no message is too large to deliver.
+            log.warning("conn %s uid=%s: send queue full (%d frames, %d bytes), closing",
+                        self.id, self.uid, len(self._out), self._out_bytes)
             self._out.clear()
+            self._out_bytes = 0
             self.close(1008, "send queue full")
             return False
         self._out.append(data)
+        self._out_bytes += len(data)
         if self._writer is None:
             self._writer = gevent.spawn(self._drain)
         return True
@@ -89,9 +120,11 @@ class Connection:
                     data = out.popleft()
                 else:
                     data = b"".join(out.popleft() for _ in range(min(WRITE_BATCH, len(out))))
+                self._out_bytes -= len(data)
                 self._sock.sendall(data)
         except (OSError, socket.timeout):
             out.clear()
+            self._out_bytes = 0
             self.closing = True
             self._shutdown()
         finally:
@@ -99,9 +132,18 @@ class Connection:
             if self._drained is not None:
                 self._drained.set()
 
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes waiting in the send queue (not yet handed to the socket)."""
+        return self._out_bytes
+
+    def _busy(self) -> bool:
+        """The send queue is past half of either of its bounds."""
+        return len(self._out) > self._queue_limit // 2 or self._out_bytes > self._queue_bytes // 2
+
     def wait_writable(self, timeout: float = 30.0) -> bool:
-        """Block until the send queue is below half its bound (flow control)."""
-        while len(self._out) > self._queue_limit // 2 and not self.closing:
+        """Block until the send queue is below half its bounds (flow control)."""
+        while self._busy() and not self.closing:
             self._drained = Event()
             if not self._drained.wait(timeout):
                 return False
@@ -116,7 +158,11 @@ class Connection:
         """
         if retry_key is not None and retry_key in self._retries:
             return
-        if not self.send(frame) or retry_key is None:
+        if not self.send(frame):
+            return
+        if self._credit < self._credit_cap:
+            self._credit += 1
+        if retry_key is None:
             return
         self._arm(retry_key, frame, 0)
 
@@ -135,7 +181,7 @@ class Connection:
         if entry is None or self.closing:
             return
         timer, frame, step = entry
-        if len(self._out) > self._queue_limit // 2:
+        if self._busy():
             # Still busy sending: try this step again later instead of piling up.
             self._arm(key, frame, step)
             return
@@ -183,7 +229,7 @@ class Connection:
 
     # reading -------------------------------------------------------------
     def run(self, on_text: Callable[["Connection", str], None],
-            on_binary: Callable[["Connection"], None]) -> None:
+            on_binary: Callable[["Connection", bytes], None]) -> None:
         """Read frames until the connection ends; text goes to `on_text`."""
         reader = FrameReader(self._rfile.read, self._max_frame)
         try:
@@ -192,6 +238,7 @@ class Connection:
                     opcode, data = reader.read()
                 except ProtocolViolation as exc:
                     self.close(exc.close_code, exc.reason)
+                    self._half_close()
                     self._discard_input()
                     break
                 except socket.timeout:
@@ -201,13 +248,14 @@ class Connection:
                     self.closing = True
                     break
                 if opcode == OP_TEXT:
-                    if not self.closing:
+                    if not self.closing and (data == "ping" or self._admit(data)):
                         self._dispatch(on_text, data)
                 elif opcode == OP_BINARY:
-                    if not self.closing:
-                        on_binary(self)
+                    if not self.closing and self._admit(None):
+                        on_binary(self, data)
                 elif opcode == OP_PING:
-                    self._enqueue(encode_frame(OP_PONG, data), control=True)
+                    # Bounded like any frame: a ping flood that never reads is closed with 1008.
+                    self._enqueue(encode_frame(OP_PONG, data))
                 elif opcode == OP_CLOSE:
                     if not self.closing:
                         code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1000
@@ -217,6 +265,47 @@ class Connection:
                     pass
         finally:
             self._finish()
+
+    def _admit(self, text: str | None) -> bool:
+        """Charge one incoming message to the budget; False if it is refused.
+
+        Heartbeats (the text `ping`, WebSocket pings and pongs) are never
+        charged, so a client that was told to slow down keeps its
+        connection alive.  Refusals are strikes; a client that slows down
+        until its bucket is full again starts with a clean slate, one that
+        collects more than a burst of strikes is closed with 1008.
+        """
+        bucket = self._bucket
+        if bucket.take():
+            if self._strikes and bucket.tokens >= bucket.burst - 1:
+                self._strikes = 0
+            return True
+        if self._credit > 0:
+            self._credit -= 1
+            return True
+        self._strikes += 1
+        if self._strikes > bucket.burst:
+            log.warning("conn %s uid=%s: frame flood, closing", self.id, self.uid)
+            self.close(1008, "too many frames")
+        else:
+            self.send(error_frame(1, RATE_LIMITED, _frame_id(text)))
+        return False
+
+    def _half_close(self) -> None:
+        """After a violation: our close frame, then our end of the TCP stream.
+
+        The peer's close reply cannot be told apart in a stream that broke
+        the framing, so the server does not wait for it before closing TCP
+        (RFC 6455 7.1.1: the server closes first); the FIN follows the
+        close frame, so the peer reads the frame first.
+        """
+        writer = self._writer
+        if writer is not None:
+            writer.join(timeout=CLOSE_GRACE)
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
     def _discard_input(self) -> None:
         """After a violation: read and drop what the peer still sends until it closes.
@@ -238,3 +327,14 @@ class Connection:
             # A bug must not kill the connection: log it, keep reading.
             log.exception("conn %s uid=%s: unhandled error on a frame", self.id, self.uid)
             self.send(error_frame(1, "Internal error"))
+
+
+def _frame_id(text: str | None) -> str | None:
+    """The `id` of a (short) JSON frame, for an error frame about it."""
+    if text is None or len(text) > ID_PARSE_LIMIT or not text.startswith("{"):
+        return None
+    try:
+        frame = loads(text)
+    except ValueError:
+        return None
+    return frame.get("id") if isinstance(frame, dict) else None

@@ -4,6 +4,11 @@
 the same device type), announce presence, flush the pending store, then read
 frames and dispatch them by type to the message service.  Acknowledgements
 to a sender go out only after the service's transaction committed.
+
+WS_ECHO (test only, off by default) makes every accepted connection echo
+its text and binary messages verbatim instead: the Autobahn conformance
+suite checks the framing layer by echoes, and this way it exercises exactly
+the reader, writer and handshake that production uses.
 """
 from __future__ import annotations
 
@@ -62,6 +67,9 @@ class Router:
         self.registry = imboy.registry
         self.messages = imboy.messages
         self.presence = imboy.presence
+        self.echo = bool(self.config.get("WS_ECHO"))
+        if self.echo:
+            log.warning("IMBOY_WS_ECHO is on: /ws echoes messages (a test-only mode, not the protocol)")
         self._handlers: dict[str, Callable[[Connection, dict[str, Any]], None]] = {
             "C2C": self.on_c2c,
             "C2C_CLIENT_ACK": self.on_c2c_ack,
@@ -75,6 +83,10 @@ class Router:
     # connection lifecycle -----------------------------------------------------
     def serve(self, sock: Any, rfile: Any, uid: int, device: str) -> None:
         conn = Connection(sock, rfile, uid, device, self.config)
+        if self.echo:
+            # Not registered: an echo connection is nobody's presence.
+            conn.run(echo_text, echo_binary)
+            return
         first, old = self.registry.add(conn)
         if old is not None:
             self.kick(old)
@@ -125,7 +137,7 @@ class Router:
                 conn.push(c2g_frame(row), "c2g:" + row["msg_id"])
 
     # frames ---------------------------------------------------------------------
-    def on_binary(self, conn: Connection) -> None:
+    def on_binary(self, conn: Connection, data: bytes) -> None:
         conn.send(error_frame(1, "Binary frames are not supported"))
 
     def on_text(self, conn: Connection, text: str) -> None:
@@ -206,3 +218,12 @@ class Router:
     def notify(self, uid: int, frame: str) -> int:
         """Push a system event to every connection of `uid` (no retries)."""
         return self.registry.push(uid, frame)
+
+
+def echo_text(conn: Connection, text: str) -> None:
+    """WS_ECHO mode (tests only): a text message comes back as it was."""
+    conn.send(text)
+
+
+def echo_binary(conn: Connection, data: bytes) -> None:
+    conn.send_binary(data)
