@@ -88,3 +88,24 @@ def test_non_members_are_refused(imboy, server, users):
     assert collect(cl, 0.2, "C2G") == []
     for x in (cx, cl, cb, co):
         x.close()
+
+
+def test_group_pending_store_keeps_the_newest_up_to_the_limit(make_app, make_server, users):
+    app = make_app(PENDING_LIMIT=3)
+    imboy = app.extensions["imboy"]
+    server = make_server(app)
+    owner, member = users(2)
+    gid = make_group(imboy, owner, member)
+    co = connect(server, owner)
+    for n in range(6):
+        co.send_json(_c2g(f"gl-{n}", gid, f"message {n}"))
+        co.expect_type("C2G_SERVER_ACK")
+    cm = connect(server, member)
+    got = [cm.expect_type("C2G")["id"] for _ in range(3)]
+    assert got == ["gl-3", "gl-4", "gl-5"]
+    assert collect(cm, 0.2, "C2G") == []
+    left = imboy.db.read("test.timeline", "SELECT msg_id FROM msg_c2g_timeline WHERE to_id = %s ORDER BY id",
+                         (member.id,))
+    assert [r["msg_id"] for r in left] == ["gl-3", "gl-4", "gl-5"]
+    co.close()
+    cm.close()

@@ -78,9 +78,19 @@ def ack_c2g(tx: Tx, to_uid: int, msg_id: str) -> int:
 
 
 def pending_c2g(tx: Tx, to_uid: int, limit: int = 100000) -> list[dict[str, Any]]:
-    return tx.all("SELECT m.`id`, m.`msg_id`, m.`from_id`, m.`to_groupid`, m.`payload`, m.`created_at`,"
-                  " m.`server_ts` FROM `msg_c2g_timeline` t JOIN `msg_c2g` m ON m.`msg_id` = t.`msg_id`"
-                  " WHERE t.`to_id` = %s ORDER BY t.`id` LIMIT %s", (to_uid, limit))
+    """The newest `limit` group messages waiting for `to_uid`, oldest first."""
+    rows = tx.all("SELECT t.`id` AS `tid`, m.`id`, m.`msg_id`, m.`from_id`, m.`to_groupid`, m.`payload`,"
+                  " m.`created_at`, m.`server_ts` FROM `msg_c2g_timeline` t JOIN `msg_c2g` m"
+                  " ON m.`msg_id` = t.`msg_id` WHERE t.`to_id` = %s ORDER BY t.`id` DESC LIMIT %s",
+                  (to_uid, limit))
+    rows.reverse()
+    return rows
+
+
+def trim_c2g(tx: Tx, to_uid: int, oldest_kept_tid: int) -> int:
+    """Drop a member's pending group entries older than the ones kept."""
+    return tx.execute("DELETE FROM `msg_c2g_timeline` WHERE `to_id` = %s AND `id` < %s",
+                      (to_uid, oldest_kept_tid))
 
 
 def pending_depth(tx: Tx) -> dict[str, int]:

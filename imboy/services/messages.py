@@ -123,7 +123,11 @@ class MessageService:
 
         def load(tx: Tx) -> list[tuple[str, dict[str, Any]]]:
             c2c = [("C2C", r) for r in repo.pending_c2c(tx, uid)]
-            c2g = [("C2G", r) for r in repo.pending_c2g(tx, uid, self.pending_limit)]
+            group_rows = repo.pending_c2g(tx, uid, self.pending_limit)
+            if len(group_rows) == self.pending_limit:
+                # Over the limit, the oldest group messages go, as for C2C.
+                repo.trim_c2g(tx, uid, group_rows[0]["tid"])
+            c2g = [("C2G", r) for r in group_rows]
             if not c2g:
                 return c2c
             return sorted(c2c + c2g, key=lambda kr: (kr[1]["server_ts"], kr[1]["id"]))
