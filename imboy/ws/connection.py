@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections import deque
 from itertools import count
 from typing import Any, Callable
@@ -47,9 +48,10 @@ class Connection:
     __slots__ = ("id", "uid", "device", "_sock", "_rfile", "_out", "_out_bytes", "_writer", "_retries",
                  "_schedule", "_queue_limit", "_queue_bytes", "_max_frame", "_loop", "closing",
                  "close_code", "_close_timer", "_drained", "_bucket", "_strikes", "_credit",
-                 "_credit_cap", "__weakref__")
+                 "_credit_cap", "_metrics", "__weakref__")
 
-    def __init__(self, sock: Any, rfile: Any, uid: int, device: str, config: dict[str, Any]) -> None:
+    def __init__(self, sock: Any, rfile: Any, uid: int, device: str, config: dict[str, Any],
+                 metrics: Any = None) -> None:
         """`rfile` is the handshake's buffered reader (it may already hold frames)."""
         self.id = next(_ids)
         self.uid = uid
@@ -59,7 +61,9 @@ class Connection:
         self._out: deque[bytes] = deque()
         self._out_bytes = 0
         self._writer: gevent.Greenlet | None = None
+        # key -> [timer, frame, step, first push time]
         self._retries: dict[str, list] = {}
+        self._metrics = metrics
         self._schedule: tuple[float, ...] = tuple(config["ACK_RETRY_SCHEDULE"])
         self._queue_limit: int = config["SEND_QUEUE_LIMIT"]
         self._queue_bytes: int = config["SEND_QUEUE_BYTES"]
@@ -173,20 +177,27 @@ class Connection:
         if step >= len(self._schedule):
             return
         timer = self._loop.timer(self._schedule[step])
-        self._retries[key] = [timer, frame, step]
+        self._retries[key] = [timer, frame, step, old[3] if old is not None else time.monotonic()]
         timer.start(self._retry, key)
 
     def _retry(self, key: str) -> None:
         entry = self._retries.get(key)
         if entry is None or self.closing:
             return
-        timer, frame, step = entry
+        timer, frame, step, _ = entry
         if self._busy():
             # Still busy sending: try this step again later instead of piling up.
             self._arm(key, frame, step)
             return
         self.send(frame)
+        if self._metrics is not None:
+            self._metrics.retries.inc()
         self._arm(key, frame, step + 1)
+
+    def retry_age(self, key: str) -> float | None:
+        """Seconds since `key` was first pushed here, while it awaits its ack."""
+        entry = self._retries.get(key)
+        return None if entry is None else time.monotonic() - entry[3]
 
     def cancel_retry(self, key: str) -> None:
         entry = self._retries.pop(key, None)

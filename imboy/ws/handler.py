@@ -34,11 +34,15 @@ class Refusal(Exception):
         self.status = status
         self.body = body
         self.content_type = content_type
+        #: The metrics label: the HTTP status, or the envelope's code.
+        self.outcome = status.split(" ", 1)[0]
 
 
 def _envelope_refusal(exc: ImboyError) -> Refusal:
     body = dumps({"code": exc.code, "msg": exc.msg, "payload": []}).encode("utf-8")
-    return Refusal("200 OK", body, "application/json; charset=utf-8")
+    refusal = Refusal("200 OK", body, "application/json; charset=utf-8")
+    refusal.outcome = f"code_{exc.code}"
+    return refusal
 
 
 def decide(environ: dict[str, Any], imboy: Any) -> tuple[int, str, str]:
@@ -91,16 +95,20 @@ class ImboyWebSocketHandler(WebSocketHandler):
             return WSGIHandler.run_application(self)
         imboy = self.application.extensions["imboy"]
         gate = imboy.handshake_gate
+        handshakes = imboy.metrics.handshakes
         if not gate.acquire(blocking=False):
+            handshakes.labels("busy").inc()
             self._refuse(Refusal("503 Service Unavailable", b"Too many handshakes, retry"))
             return
         try:
             uid, device, accept = decide(self.environ, imboy)
         except Refusal as refusal:
+            handshakes.labels(refusal.outcome).inc()
             self._refuse(refusal)
             return
         finally:
             gate.release()
+        handshakes.labels("accepted").inc()
         self.start_response("101 Switching Protocols", [
             ("Upgrade", "websocket"), ("Connection", "Upgrade"),
             ("Sec-WebSocket-Accept", accept), ("Sec-WebSocket-Protocol", "text")])

@@ -67,6 +67,7 @@ class Router:
         self.registry = imboy.registry
         self.messages = imboy.messages
         self.presence = imboy.presence
+        self.metrics = imboy.metrics
         self.echo = bool(self.config.get("WS_ECHO"))
         if self.echo:
             log.warning("IMBOY_WS_ECHO is on: /ws echoes messages (a test-only mode, not the protocol)")
@@ -82,12 +83,14 @@ class Router:
 
     # connection lifecycle -----------------------------------------------------
     def serve(self, sock: Any, rfile: Any, uid: int, device: str) -> None:
-        conn = Connection(sock, rfile, uid, device, self.config)
+        conn = Connection(sock, rfile, uid, device, self.config, self.metrics)
         if self.echo:
             # Not registered: an echo connection is nobody's presence.
             conn.run(echo_text, echo_binary)
             return
         first, old = self.registry.add(conn)
+        connections = self.metrics.connections.labels(device)
+        connections.inc()
         if old is not None:
             self.kick(old)
         flusher = None
@@ -101,6 +104,7 @@ class Router:
             flusher = gevent.spawn(self.flush_pending, conn)
             conn.run(self.on_text, self.on_binary)
         finally:
+            connections.dec()
             if flusher is not None:
                 flusher.kill(block=False)
             if self.registry.remove(conn):
@@ -142,6 +146,7 @@ class Router:
 
     def on_text(self, conn: Connection, text: str) -> None:
         if text == "ping":
+            self.metrics.frames_in.labels("ping").inc()
             conn.send("pong2")
             return
         if text == "logout":
@@ -157,11 +162,13 @@ class Router:
             return
         kind = frame.get("type")
         handler = self._handlers.get(kind.upper()) if isinstance(kind, str) else None
+        self.metrics.frames_in.labels(kind.upper() if handler is not None else "unknown").inc()
         try:
             if handler is None:
                 raise BadRequest("Unknown frame type")
             handler(conn, frame)
         except ImboyError as exc:
+            self.metrics.errors.labels(str(exc.code), "ws").inc()
             conn.send(error_frame(exc.code, exc.msg, frame.get("id")))
         except Exception:
             # A bug or an unexpected failure: the client learns which frame
@@ -174,13 +181,16 @@ class Router:
         to = _target(frame, "recipient")
         stored = self.messages.send_c2c(conn.uid, to, msg_id, _payload(frame), _created_at(frame))
         conn.send(server_ack("C2C_SERVER_ACK", msg_id, stored.row["server_ts"]))
+        self.metrics.acks.labels("c2c_server").inc()
         if stored.new:
             self.registry.push(to, c2c_frame(stored.row), "c2c:" + msg_id)
+            self.metrics.frames_out.labels("C2C").inc()
 
     def on_c2c_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
         msg_id = _msg_id(frame)
         if not self.messages.ack_c2c(conn.uid, msg_id):
             raise BadRequest("Unknown message")
+        self._delivered(conn, "c2c", "c2c:" + msg_id)
         self.registry.cancel_retry(conn.uid, "c2c:" + msg_id)
 
     def on_revoke(self, conn: Connection, frame: dict[str, Any]) -> None:
@@ -203,16 +213,26 @@ class Router:
         gid = _target(frame, "group")
         stored = self.messages.send_c2g(conn.uid, gid, msg_id, _payload(frame), _created_at(frame))
         conn.send(server_ack("C2G_SERVER_ACK", msg_id, stored.row["server_ts"]))
+        self.metrics.acks.labels("c2g_server").inc()
         if stored.new:
             out = c2g_frame(stored.row)
             key = "c2g:" + msg_id
             for member in stored.recipients:
                 self.registry.push(member, out, key)
+            self.metrics.frames_out.labels("C2G").inc(len(stored.recipients))
 
     def on_c2g_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
         msg_id = _msg_id(frame)
         self.messages.ack_c2g(conn.uid, msg_id)
+        self._delivered(conn, "c2g", "c2g:" + msg_id)
         self.registry.cancel_retry(conn.uid, "c2g:" + msg_id)
+
+    def _delivered(self, conn: Connection, kind: str, key: str) -> None:
+        """Count a client ack and, when this connection pushed it, the delivery time."""
+        self.metrics.acks.labels(kind + "_client").inc()
+        age = conn.retry_age(key)
+        if age is not None:
+            self.metrics.delivery_latency.labels(kind).observe(age)
 
     # events from the HTTP side ------------------------------------------------------
     def notify(self, uid: int, frame: str) -> int:
