@@ -1,0 +1,1 @@
+"""imboy's benchmark harness: `python -m bench <scenario> [options]` (see bench/README.md)."""
