@@ -18,6 +18,8 @@ worker_connections = int(os.environ.get("IMBOY_WORKER_CONNECTIONS", "100000"))
 timeout = 120
 graceful_timeout = int(os.environ.get("IMBOY_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
+# Reconnect storms arrive at once: queue them instead of refusing.
+backlog = 4096
 
 # gunicorn 25+ opens a control socket (for `gunicornc`), by default one path per user: name it
 # after the bind address so two servers on one host do not take each other's.

@@ -323,6 +323,11 @@ class Database:
             )
             if "unix_socket" in query:
                 params["unix_socket"] = query["unix_socket"]
+            # TLS only when asked for (`?ssl=1`): PyMySQL otherwise builds a
+            # TLS context on every connect (tens of milliseconds each) even
+            # for a server on this host that offers none.
+            if query.get("ssl", "").lower() not in ("1", "true", "yes", "on"):
+                params["ssl_disabled"] = True
             self._pool = _MySQLPool(params, pool_size, pool_timeout)
         else:
             raise ValueError(f"unsupported database URL scheme: {parsed.scheme!r}")

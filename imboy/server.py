@@ -14,7 +14,8 @@ log = logging.getLogger("imboy")
 
 
 def make_server(app: Any, host: str, port: int, access_log: bool = False) -> WSGIServer:
-    return WSGIServer((host, port), app, handler_class=ImboyWebSocketHandler,
+    # A listen backlog far above gevent's 128: reconnect storms arrive at once.
+    return WSGIServer((host, port), app, handler_class=ImboyWebSocketHandler, backlog=4096,
                       log=logging.getLogger("imboy.access") if access_log else None,
                       error_log=logging.getLogger("imboy.http"))
 

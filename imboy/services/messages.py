@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..batching import GroupCommit
 from ..clock import now_ms
 from ..db import Database, Tx
 from ..errors import BadRequest, Refused
@@ -30,6 +31,9 @@ class MessageService:
     def __init__(self, db: Database, pending_limit: int) -> None:
         self.db = db
         self.pending_limit = pending_limit
+        # Sends and acks of many connections share commits (one flush each).
+        self._sends = GroupCommit(db, "messages.send_c2c")
+        self._acks = GroupCommit(db, "messages.ack_c2c")
 
     # one-to-one -----------------------------------------------------------
     def send_c2c(self, from_uid: int, to_uid: int, msg_id: str, payload: str, created_at: int) -> Stored:
@@ -52,7 +56,7 @@ class MessageService:
                 repo.drop_oldest_pending(tx, to_uid, excess)
             return Stored(row, True, [to_uid])
 
-        return self.db.run("messages.send_c2c", store)
+        return self._sends.run(store)
 
     def ack_c2c(self, uid: int, msg_id: str) -> bool:
         """Remove `msg_id` from `uid`'s pending store; False if it was not theirs."""
@@ -63,7 +67,7 @@ class MessageService:
             row = repo.c2c_by_msg_id(tx, msg_id)
             return row is not None and row["to_id"] == uid  # acked before: fine
 
-        return self.db.run("messages.ack_c2c", ack)
+        return self._acks.run(ack)
 
     def revoke_c2c(self, uid: int, peer_uid: int, msg_id: str) -> dict[str, Any]:
         """Only the sender revokes; a still-pending copy becomes the placeholder."""

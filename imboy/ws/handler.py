@@ -86,8 +86,17 @@ def decide(environ: dict[str, Any], imboy: Any) -> tuple[int, str, str]:
     return uid, device, accept
 
 
+#: Bytes buffered per connection for reading.  gevent's default is 8 KiB,
+#: held for a WebSocket's whole life; frames here are small, and the reader
+#: asks for larger payloads in one call anyway.
+READ_BUFFER = 1024
+
+
 class ImboyWebSocketHandler(WebSocketHandler):
     """gevent-websocket's handler with the imboy handshake and connection loop."""
+
+    def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None) -> None:
+        super().__init__(sock, address, server, rfile if rfile is not None else sock.makefile("rb", READ_BUFFER))
 
     def run_application(self) -> None:
         if self.environ.get("PATH_INFO") not in WS_PATHS:
