@@ -8,13 +8,11 @@ starts it, with settings in the environment.
 """
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from typing import Any, Callable
 
@@ -25,15 +23,9 @@ import pytest
 from imboy.ws.frames import OP_CLOSE
 
 from .conftest import IN_CI
+from .helpers import ROOT, ServerProcess, free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATE_LIMITED = "Too many frames, slow down"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
@@ -173,44 +165,5 @@ class PrivateMariaDB:
             return ""
 
 
-class ImboyProcess:
+class ImboyProcess(ServerProcess):
     """`python wsgi.py` with IMBOY_* settings from `env` on a free port."""
-
-    def __init__(self, env: dict[str, str], log_path: str) -> None:
-        self.port = free_port()
-        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
-        self.log_path = log_path
-        self.env = dict(os.environ, IMBOY_HOST="127.0.0.1", IMBOY_PORT=str(self.port),
-                        IMBOY_LOG_LEVEL="WARNING", **env)
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 20.0) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}: {self.log()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                conn.request("GET", "/healthz")
-                conn.getresponse().read()
-                conn.close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"server did not start: {self.log()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def log(self) -> str:
-        with open(self.log_path, "rb") as fh:
-            return fh.read().decode("utf-8", "replace")[-3000:]

@@ -1,7 +1,13 @@
 """Test helpers: a live in-process server, users, a WebSocket client."""
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -12,6 +18,7 @@ from imboy import ids
 from imboy.server import make_server
 
 PASSWORD = "correct horse battery staple"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class LiveServer:
@@ -118,3 +125,65 @@ class WsClient:
             self.ws.close(timeout=1)
         except Exception:
             pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`python wsgi.py`, as production starts it, with IMBOY_* settings from `env`."""
+
+    def __init__(self, env: dict[str, str], log_path: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+        self.log_path = log_path
+        self.env = dict(os.environ, IMBOY_HOST="127.0.0.1", IMBOY_PORT=str(self.port),
+                        IMBOY_LOG_LEVEL="WARNING")
+        self.env.update(env)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start it and wait until it answers /healthz."""
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}: {self.log()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                conn.close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"server did not start: {self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int | None:
+        """Send `sig` and return the exit status (killed if it does not exit in time)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, "rb") as fh:
+                return fh.read().decode("utf-8", "replace")[-3000:]
+        except OSError:
+            return ""
