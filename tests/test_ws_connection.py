@@ -11,6 +11,8 @@ from imboy.repositories import messages as messages_repo
 from imboy.ws import connection
 from imboy.ws.frames import OP_PING, OP_PONG
 
+from .helpers import WsClient
+
 from .ws_support import (assert_open, befriend, client_at, client_frame, connect, expect_close,  # noqa: F401
                          fast_passwords)
 
@@ -184,3 +186,29 @@ def test_a_client_that_stops_reading_is_dropped_and_gets_everything_later(make_a
     assert_open(cb)
     for client in (ca, cb, cc):
         client.close()
+
+
+def test_pending_store_unavailable_at_connect_is_tried_again(imboy, server, users, monkeypatch):
+    """A busy database at connect delays the backlog instead of losing it until a reconnect."""
+    from imboy.errors import ServiceUnavailable
+
+    a, b = users(2)
+    imboy.friends.do_make_friends(a.id, b.id)
+    ca = WsClient(server.ws_url, a.token)
+    ca.send_json({"id": "busy-1", "type": "C2C", "to": b.hashid, "payload": "waiting"})
+    ca.expect_type("C2C_SERVER_ACK")
+    real = imboy.messages.pending
+    failures = []
+
+    def flaky(uid):
+        if not failures:
+            failures.append(uid)
+            raise ServiceUnavailable("Database busy, try again")
+        return real(uid)
+
+    monkeypatch.setattr(imboy.messages, "pending", flaky)
+    cb = WsClient(server.ws_url, b.token)
+    assert cb.expect_type("C2C", timeout=5)["id"] == "busy-1"
+    assert failures == [b.id]
+    ca.close()
+    cb.close()

@@ -27,6 +27,8 @@ from .connection import Connection
 log = logging.getLogger("imboy.ws")
 
 MAX_ID = 40
+# Seconds between attempts to load the pending store at connect.
+FLUSH_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def _msg_id(frame: dict[str, Any]) -> str:
@@ -126,10 +128,22 @@ class Router:
         of overflowing the queue; a client that stops reading is closed and
         gets the rest on its next connect.
         """
-        try:
-            pending = self.messages.pending(conn.uid)
-        except ImboyError as exc:
-            log.warning("conn %s: pending store unavailable: %s", conn.id, exc.msg)
+        pending = None
+        for delay in FLUSH_RETRY_DELAYS:
+            try:
+                pending = self.messages.pending(conn.uid)
+                break
+            except ImboyError as exc:
+                # A busy or briefly unreachable database must not leave a
+                # connected client without its messages until it reconnects.
+                log.warning("conn %s: pending store unavailable (%s); trying again in %.1fs",
+                            conn.id, exc.msg, delay)
+                gevent.sleep(delay)
+                if conn.closing:
+                    return
+        if pending is None:
+            # Still unavailable: make the client reconnect later (1013: try again later).
+            conn.close(1013, "pending store unavailable")
             return
         for kind, row in pending:
             if not conn.wait_writable():
