@@ -7,10 +7,12 @@ workers.  Presence TTL is 3 s and the ack retry schedule 0.5 s steps.
 """
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 
 import gevent
@@ -504,3 +506,29 @@ def test_silently_dead_subscription_is_rebuilt(cluster, spawn, seed, clients, re
         proxy.stop()
         if frozen is not None:
             frozen.stop()
+
+
+def test_gunicorn_metrics_merge_every_worker(spawn, seed, clients, rds):
+    """/metrics under gunicorn counts the connections of all workers, whichever one answers."""
+    g = spawn("gunicorn-metrics", gunicorn=True, IMBOY_WORKERS="2", IMBOY_METRICS_TOKEN="scrape-me")
+    placed: dict[str, object] = {}
+    for user in seed.users(16):
+        ws = clients.connect(g, user)
+        node = wait_registered(rds, user)
+        if node in placed:
+            ws.close()
+        placed.setdefault(node, ws)
+        if len(placed) == 2:
+            break
+    assert len(placed) == 2, "every connection landed on the same worker"
+
+    def open_connections() -> float:
+        req = urllib.request.Request(g.url + "/metrics", headers={"authorization": "Bearer scrape-me"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            text = resp.read().decode()
+        return sum(float(v) for v in re.findall(r'^imboy_ws_connections\{device="[a-z]+"\} ([0-9.]+)$',
+                                                 text, re.M))
+
+    # Several scrapes reach both workers; each must see both connections.
+    wait_for(lambda: open_connections() == 2, 10, "both workers' connections in /metrics")
+    assert [open_connections() for _ in range(6)] == [2.0] * 6
