@@ -54,6 +54,31 @@ def require_service(name: str, error: Exception) -> None:
     pytest.skip(f"{name} not reachable: {error}")
 
 
+def create_mysql_db(prefix: str = "imboy_test_") -> str:
+    """Create an empty MariaDB database with a unique name; returns its URL."""
+    try:
+        conn = _mysql_connect()
+    except pymysql.err.MySQLError as exc:
+        require_service("MariaDB", exc)
+    name = prefix + uuid.uuid4().hex[:12]
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    finally:
+        conn.close()
+    auth = MYSQL["user"] + (":" + MYSQL["password"] if MYSQL["password"] else "")
+    return f"mysql://{auth}@{MYSQL['host']}:{MYSQL['port']}/{name}"
+
+
+def drop_mysql_db(url: str) -> None:
+    conn = _mysql_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{url.rsplit('/', 1)[1]}`")
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="session")
 def rsa_key_path(tmp_path_factory):
     """One RSA key for the whole run: generating one per test is slow."""
@@ -65,20 +90,11 @@ def rsa_key_path(tmp_path_factory):
 @pytest.fixture
 def mysql_url():
     """A throwaway MariaDB database for one test."""
+    url = create_mysql_db()
     try:
-        conn = _mysql_connect()
-    except pymysql.err.MySQLError as exc:
-        require_service("MariaDB", exc)
-    name = "imboy_test_" + uuid.uuid4().hex[:12]
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
-    auth = MYSQL["user"] + (":" + MYSQL["password"] if MYSQL["password"] else "")
-    try:
-        yield f"mysql://{auth}@{MYSQL['host']}:{MYSQL['port']}/{name}"
+        yield url
     finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
+        drop_mysql_db(url)
 
 
 @pytest.fixture(scope="session")
@@ -91,26 +107,22 @@ def mysql_template():
     """
     from imboy.db import Database
 
+    url = create_mysql_db("imboy_tpl_")
+    name = url.rsplit("/", 1)[1]
     try:
-        conn = _mysql_connect()
-    except pymysql.err.MySQLError as exc:
-        require_service("MariaDB", exc)
-    name = "imboy_tpl_" + uuid.uuid4().hex[:12]
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
-    auth = MYSQL["user"] + (":" + MYSQL["password"] if MYSQL["password"] else "")
-    db = Database(f"mysql://{auth}@{MYSQL['host']}:{MYSQL['port']}/{name}")
-    try:
+        db = Database(url)
         db.migrate()
         db.close()
-        with conn.cursor() as cur:
-            cur.execute(f"SHOW TABLES FROM `{name}`")
-            tables = [row[0] for row in cur.fetchall()]
+        conn = _mysql_connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"SHOW TABLES FROM `{name}`")
+                tables = [row[0] for row in cur.fetchall()]
+        finally:
+            conn.close()
         yield name, tables
     finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
+        drop_mysql_db(url)
 
 
 @pytest.fixture

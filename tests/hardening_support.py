@@ -16,28 +16,15 @@ import subprocess
 import time
 from typing import Any, Callable
 
-import gevent
 import pymysql
 import pytest
 
 from imboy.ws.frames import OP_CLOSE
 
 from .conftest import IN_CI
-from .helpers import ROOT, ServerProcess, free_port
+from .helpers import ServerProcess, free_port, tail
 
 RATE_LIMITED = "Too many frames, slow down"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    """Poll `predicate` (cooperatively) until it is true; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        gevent.sleep(0.02)
 
 
 def is_frame(kind: str, msg: str | None = None) -> Callable[[Any], bool]:
@@ -158,11 +145,7 @@ class PrivateMariaDB:
         return f"mysql://root@127.0.0.1:{self.port}/{name}"
 
     def log(self) -> str:
-        try:
-            with open(self.log_path, "rb") as fh:
-                return fh.read().decode("utf-8", "replace")[-3000:]
-        except OSError:
-            return ""
+        return tail(self.log_path)
 
 
 class ImboyProcess(ServerProcess):

@@ -182,8 +182,26 @@ class ServerProcess:
             self.proc.wait(5)
 
     def log(self) -> str:
-        try:
-            with open(self.log_path, "rb") as fh:
-                return fh.read().decode("utf-8", "replace")[-3000:]
-        except OSError:
-            return ""
+        return tail(self.log_path)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition",
+             interval: float = 0.02) -> Any:
+    """Poll `predicate` (cooperatively) until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def tail(path: str, size: int = 3000) -> str:
+    """The end of a server's log file, for failure messages."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace")[-size:]
+    except OSError:
+        return ""

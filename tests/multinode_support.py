@@ -22,9 +22,8 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import pymysql
 import pytest
 import redis
 import websocket
@@ -32,7 +31,8 @@ import websocket
 from imboy import create_app
 from imboy.ws.redis_registry import RedisRegistry
 
-from .conftest import MYSQL, TEST_SETTINGS, _mysql_connect, require_service
+from .conftest import TEST_SETTINGS, require_service
+from .helpers import wait_for
 from .helpers import TestUser, WsClient
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,19 +46,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.05) -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 # --- Redis and MariaDB ---------------------------------------------------------------------
@@ -82,26 +69,6 @@ def claim_redis_db() -> tuple[str, redis.Redis]:
 def release_redis_db(client: redis.Redis) -> None:
     client.flushdb()
     client.close()
-
-
-def create_mysql_db() -> str:
-    try:
-        conn = _mysql_connect()
-    except pymysql.err.MySQLError as exc:
-        require_service("MariaDB", exc)
-    name = "imboy_test_" + uuid.uuid4().hex[:12]
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
-    conn.close()
-    auth = MYSQL["user"] + (":" + MYSQL["password"] if MYSQL["password"] else "")
-    return f"mysql://{auth}@{MYSQL['host']}:{MYSQL['port']}/{name}"
-
-
-def drop_mysql_db(url: str) -> None:
-    conn = _mysql_connect()
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{url.rsplit('/', 1)[1]}`")
-    conn.close()
 
 
 class PrivateRedis:

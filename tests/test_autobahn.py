@@ -20,7 +20,8 @@ from imboy.config import SETTINGS
 from imboy.ws.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT
 
 from .conftest import IN_CI, TEST_SETTINGS
-from .hardening_support import ROOT, ImboyProcess, eof_within
+from .hardening_support import ImboyProcess, eof_within
+from .helpers import ROOT
 from .helpers import make_user
 from .ws_support import client_frame, connect, expect_close, fast_passwords  # noqa: F401
 

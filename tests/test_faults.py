@@ -20,7 +20,8 @@ import requests
 from imboy import create_app
 
 from .conftest import TEST_SETTINGS
-from .hardening_support import PrivateMariaDB, is_frame, wait_until
+from .hardening_support import PrivateMariaDB, is_frame
+from .helpers import wait_for as wait_until
 from .helpers import make_user
 from .ws_support import befriend, connect, fast_passwords, raw_handshake  # noqa: F401
 

@@ -27,7 +27,8 @@ from imboy.repositories import messages as messages_repo
 from imboy.ws import connection
 from imboy.ws.frames import OP_PING, OP_PONG
 
-from .hardening_support import RATE_LIMITED, eof_within, is_frame, read_until_close, wait_until
+from .hardening_support import RATE_LIMITED, eof_within, is_frame, read_until_close
+from .helpers import wait_for as wait_until
 from .ws_support import (assert_open, befriend, client_at, client_frame, collect, connect,  # noqa: F401
                          expect_close, fast_passwords, make_group, raw_handshake, take)
 

@@ -9,7 +9,6 @@ import sys
 from urllib.parse import unquote, urlparse
 
 import pymysql
-import pytest
 
 from imboy import create_app, ids, passwords
 from imboy.tokens import TokenService

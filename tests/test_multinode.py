@@ -18,10 +18,10 @@ import uuid
 import gevent
 import pytest
 
+from .conftest import create_mysql_db, drop_mysql_db
 from .multinode_support import (PRESENCE_TTL, REPO, Clients, FreezableProxy, PrivateRedis, Seed,
-                                ServerProcess, acked, claim_redis_db, create_mysql_db, drain,
-                                drop_mysql_db, expect_close, expect_msg, expect_presence,
-                                observer_online, presence, release_redis_db, send_c2c, server_env,
+                                ServerProcess, acked, claim_redis_db, drain, expect_close,
+                                expect_msg, expect_presence, observer_online, presence, release_redis_db, send_c2c, server_env,
                                 wait_for, wait_registered)
 
 
