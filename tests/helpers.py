@@ -141,8 +141,9 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
         self.log_path = log_path
-        self.env = dict(os.environ, IMBOY_HOST="127.0.0.1", IMBOY_PORT=str(self.port),
-                        IMBOY_LOG_LEVEL="WARNING")
+        # Nothing of the developer's own IMBOY_* settings leaks into a test server.
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("IMBOY_")}
+        self.env.update(IMBOY_HOST="127.0.0.1", IMBOY_PORT=str(self.port), IMBOY_LOG_LEVEL="WARNING")
         self.env.update(env)
         self.proc: subprocess.Popen | None = None
 

@@ -7,77 +7,33 @@ started again on the same port; the users are created in that file first.
 """
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from ..helpers import PASSWORD
+from ..helpers import PASSWORD, ServerProcess
 from .pages import ChatPage
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """`python wsgi.py` on a fixed port, killed and restarted at will."""
-
-    def __init__(self, settings: dict, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IMBOY_")}
-        env.update({
-            "IMBOY_HOST": "127.0.0.1",
-            "IMBOY_PORT": str(self.port),
-            "IMBOY_DATABASE_URL": settings["DATABASE_URL"],
-            "IMBOY_SECRET_KEY": settings["SECRET_KEY"],
-            "IMBOY_RSA_PRIVATE_KEY": settings["RSA_PRIVATE_KEY"],
-            "IMBOY_INSTANCE_PATH": settings["INSTANCE_PATH"],
-            "IMBOY_ACK_RETRY_SCHEDULE": "0.4,0.6,0.8,1.0",
-            "IMBOY_DEFAULT_AVATAR": "none",  # not a URL: the page draws initials, fetches nothing
-            "IMBOY_LOG_LEVEL": "INFO",
-        })
-        self.env = env
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 20.0) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/init", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"the server did not start: {self.log_path.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+def _process(settings: dict, log_path: Path) -> ServerProcess:
+    """`python wsgi.py` on the test's database, killed and restarted at will."""
+    return ServerProcess({
+        "IMBOY_DATABASE_URL": settings["DATABASE_URL"],
+        "IMBOY_SECRET_KEY": settings["SECRET_KEY"],
+        "IMBOY_RSA_PRIVATE_KEY": settings["RSA_PRIVATE_KEY"],
+        "IMBOY_INSTANCE_PATH": settings["INSTANCE_PATH"],
+        "IMBOY_ACK_RETRY_SCHEDULE": "0.4,0.6,0.8,1.0",
+        "IMBOY_DEFAULT_AVATAR": "none",  # not a URL: the page draws initials, fetches nothing
+        "IMBOY_LOG_LEVEL": "INFO",
+    }, str(log_path))
 
 
 @pytest.fixture
 def server_process(settings, tmp_path):
-    server = ServerProcess(settings, tmp_path / "server.log")
+    server = _process(settings, tmp_path / "server.log")
     yield server
     server.kill()
 
