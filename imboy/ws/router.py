@@ -82,6 +82,9 @@ class Router:
             "GROUP": self.on_c2g,
             "C2G_CLIENT_ACK": self.on_c2g_ack,
         }
+        # Counters of every frame, looked up once rather than per frame.
+        frames_in = self.metrics.frames_in
+        self._frames_in = {kind: frames_in.labels(kind) for kind in [*self._handlers, "ping", "unknown"]}
 
     # connection lifecycle -----------------------------------------------------
     def serve(self, sock: Any, rfile: Any, uid: int, device: str) -> None:
@@ -160,7 +163,7 @@ class Router:
 
     def on_text(self, conn: Connection, text: str) -> None:
         if text == "ping":
-            self.metrics.frames_in.labels("ping").inc()
+            self._frames_in["ping"].inc()
             conn.send("pong2")
             return
         if text == "logout":
@@ -176,7 +179,7 @@ class Router:
             return
         kind = frame.get("type")
         handler = self._handlers.get(kind.upper()) if isinstance(kind, str) else None
-        self.metrics.frames_in.labels(kind.upper() if handler is not None else "unknown").inc()
+        self._frames_in[kind.upper() if handler is not None else "unknown"].inc()
         try:
             if handler is None:
                 raise BadRequest("Unknown frame type")
