@@ -1,82 +1,128 @@
 """Group commit: concurrent writes share one transaction and one durable commit.
 
 Each message is acknowledged only after the commit that stored it, and a
-commit costs a disk flush; with many senders at once, flushing once for all
-of them is what lets throughput grow with load.  A caller submits a function
-of the transaction and blocks until the batch holding it has committed.
-Nothing waits to fill a batch: the first write runs at once, and whatever
+commit costs a disk flush and a round trip per statement; with many senders
+at once, one transaction whose few statements each cover the whole batch
+(one SELECT ... IN, one multi-row INSERT) is what lets throughput grow with
+load.  The batch function gets the transaction and the items and returns one
+outcome per item, in order: a value, or an ImboyError for that item alone
+(an item refused that way must have written nothing).
+
+Nothing waits to fill a batch: the first item runs at once, and whatever
 arrives while a transaction runs goes into the next one.  Batches run one
-after another, in arrival order, so one sender's messages (whose connection
-waits for each result before reading the next frame) keep their order.
+after another, in arrival order, and outcomes are delivered in item order,
+so one sender's messages keep their order.
+
+With `lanes` > 1, items go to one of several such queues by `lane(item)`
+(the message id, say), each committing on its own database connection:
+while one lane waits for the database another prepares its batch.  Items
+with the same lane key stay in order; the caller must not need more (a
+sender whose connection waits for each result never has two items queued).
+
+`run` blocks the caller until its item is committed; `submit` returns at
+once and calls `done(ok, value)` from the committing greenlet (a reading
+loop goes on with its next frame meanwhile).  `submit` blocks only while the
+queue holds more than `max_queue` items: that is the back pressure.
 """
 from __future__ import annotations
 
+import logging
 from collections import deque
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import gevent
-from gevent.event import AsyncResult
+from gevent.event import AsyncResult, Event
 
 from .db import Database, Tx
 from .errors import ImboyError
 
+log = logging.getLogger("imboy.db")
+
+I = TypeVar("I")
 T = TypeVar("T")
+Done = Callable[[bool, Any], None]
 
 
-class GroupCommit:
-    def __init__(self, db: Database, name: str, max_items: int = 256) -> None:
-        self.db = db
-        self.name = name
-        self.max_items = max_items
-        self._queue: deque[tuple[Callable[[Tx], Any], AsyncResult]] = deque()
-        self._worker: gevent.Greenlet | None = None
+class GroupCommit(Generic[I, T]):
+    def __init__(self, db: Database, name: str, batch: Callable[[Tx, Sequence[I]], list[Any]],
+                 max_items: int = 256, max_queue: int = 8192, lanes: int = 1,
+                 lane: Callable[[I], Any] | None = None) -> None:
+        self._lanes = [_Lane(db, name, batch, max_items, max_queue) for _ in range(max(1, lanes))]
+        self._lane = lane
 
-    def run(self, fn: Callable[[Tx], T]) -> T:
-        """Run `fn(tx)` in the next batch; its ImboyError is raised here alone.
-
-        `fn` must raise an ImboyError only before it writes anything, since
-        the other writes of its batch are committed all the same.
-        """
+    def run(self, item: I) -> T:
+        """Store `item` in the next batch and return its outcome once committed."""
         waiter = AsyncResult()
-        self._queue.append((fn, waiter))
-        if self._worker is None:
-            self._worker = gevent.spawn(self._drain)
+        self.submit(item, lambda ok, value: waiter.set(value) if ok else waiter.set_exception(value))
         return waiter.get()
 
+    def submit(self, item: I, done: Done) -> None:
+        """Queue `item`; `done(True, value)` or `done(False, exception)` follows its commit."""
+        lanes = self._lanes
+        lane = lanes[hash(self._lane(item)) % len(lanes)] if len(lanes) > 1 and self._lane else lanes[0]
+        lane.submit(item, done)
+
+
+class _Lane(Generic[I, T]):
+    """One queue of items and the greenlet that commits them, batch after batch."""
+
+    def __init__(self, db: Database, name: str, batch: Callable[[Tx, Sequence[I]], list[Any]],
+                 max_items: int, max_queue: int) -> None:
+        self.db = db
+        self.name = name
+        self.batch = batch
+        self.max_items = max_items
+        self.max_queue = max_queue
+        self._queue: deque[tuple[I, Done]] = deque()
+        self._worker: gevent.Greenlet | None = None
+        self._room: Event | None = None
+
+    def submit(self, item: I, done: Done) -> None:
+        while len(self._queue) >= self.max_queue:
+            if self._room is None:
+                self._room = Event()
+            self._room.wait()
+        self._queue.append((item, done))
+        if self._worker is None:
+            self._worker = gevent.spawn(self._drain)
+
     def _drain(self) -> None:
+        queue = self._queue
         try:
-            while self._queue:
-                count = min(self.max_items, len(self._queue))
-                self._commit([self._queue.popleft() for _ in range(count)])
+            while queue:
+                count = min(self.max_items, len(queue))
+                self._commit([queue.popleft() for _ in range(count)])
+                if self._room is not None and len(queue) < self.max_queue:
+                    self._room.set()
+                    self._room = None
         except BaseException as exc:  # killed: nobody may wait forever
-            while self._queue:
-                self._queue.popleft()[1].set_exception(exc)
+            while queue:
+                _finish(queue.popleft()[1], False, exc)
             raise
         finally:
             self._worker = None
+            if self._room is not None:
+                self._room.set()
+                self._room = None
 
-    def _commit(self, items: list[tuple[Callable[[Tx], Any], AsyncResult]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
-
-        def work(tx: Tx) -> None:
-            outcomes.clear()  # the database may run this again (deadlock, lost connection)
-            for fn, _ in items:
-                try:
-                    outcomes.append((True, fn(tx)))
-                except ImboyError as exc:
-                    outcomes.append((False, exc))
-
+    def _commit(self, entries: list[tuple[I, Done]]) -> None:
+        items = [item for item, _ in entries]
         try:
-            self.db.run(self.name, work)
+            outcomes = self.db.run(self.name, self.batch, items)
         except BaseException as exc:
             # Not committed: no write of this batch is durable, so none is acknowledged.
-            for _, waiter in items:
-                waiter.set_exception(exc if isinstance(exc, Exception) else RuntimeError("interrupted"))
+            error = exc if isinstance(exc, Exception) else RuntimeError("interrupted")
+            for _, done in entries:
+                _finish(done, False, error)
             if not isinstance(exc, Exception):
                 raise
             return
-        for (ok, value), (_, waiter) in zip(outcomes, items):
-            if ok:
-                waiter.set(value)
-            else:
-                waiter.set_exception(value)
+        for outcome, (_, done) in zip(outcomes, entries):
+            _finish(done, not isinstance(outcome, ImboyError), outcome)
+
+
+def _finish(done: Done, ok: bool, value: Any) -> None:
+    try:
+        done(ok, value)
+    except Exception:
+        log.exception("a group commit callback failed")

@@ -1,7 +1,7 @@
 """`user_friend`, `user_friend_category` and `user_friend_apply`."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from ..db import Tx
 
@@ -13,6 +13,16 @@ def is_friend(tx: Tx, from_uid: int, to_uid: int) -> bool:
     """A `user_friend` row from `from_uid` to `to_uid` with status 1."""
     return tx.scalar("SELECT COUNT(*) FROM `user_friend` WHERE `from_user_id` = %s"
                      " AND `to_user_id` = %s AND `status` = 1", (from_uid, to_uid)) > 0
+
+
+def friend_pairs(tx: Tx, pairs: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Which of the (from, to) pairs are friendships with status 1 (one statement)."""
+    if not pairs:
+        return set()
+    where = " OR ".join(["(`from_user_id` = %s AND `to_user_id` = %s)"] * len(pairs))
+    rows = tx.all(f"SELECT `from_user_id`, `to_user_id` FROM `user_friend` WHERE `status` = 1 AND ({where})",
+                  [v for pair in pairs for v in pair])
+    return {(int(r["from_user_id"]), int(r["to_user_id"])) for r in rows}
 
 
 def friend_ids(tx: Tx, uid: int) -> list[int]:

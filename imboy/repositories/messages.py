@@ -14,6 +14,42 @@ def c2c_by_msg_id(tx: Tx, msg_id: str) -> dict[str, Any] | None:
     return tx.one(f"SELECT {C2C_COLS} FROM `msg_c2c` WHERE `msg_id` = %s", (msg_id,))
 
 
+def c2c_by_msg_ids(tx: Tx, msg_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The stored messages among `msg_ids`, by id (one statement for a batch)."""
+    if not msg_ids:
+        return {}
+    marks = ", ".join(["%s"] * len(msg_ids))
+    rows = tx.all(f"SELECT {C2C_COLS} FROM `msg_c2c` WHERE `msg_id` IN ({marks})", list(msg_ids))
+    return {r["msg_id"]: r for r in rows}
+
+
+def insert_c2c_many(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:
+    """Store new messages as pending, in one multi-row INSERT."""
+    tx.executemany("INSERT INTO `msg_c2c` (`msg_id`, `from_id`, `to_id`, `payload`, `created_at`, `server_ts`,"
+                   " `status`) VALUES (%s, %s, %s, %s, %s, %s, 0)",
+                   [(r["msg_id"], r["from_id"], r["to_id"], r["payload"], r["created_at"], r["server_ts"])
+                    for r in rows])
+
+
+def pending_counts(tx: Tx, to_uids: Sequence[int]) -> dict[int, int]:
+    """How many messages wait for each of `to_uids` (absent: none)."""
+    if not to_uids:
+        return {}
+    marks = ", ".join(["%s"] * len(to_uids))
+    rows = tx.all(f"SELECT `to_id`, COUNT(*) AS `n` FROM `msg_c2c` WHERE `to_id` IN ({marks}) AND `status` = 0"
+                  " GROUP BY `to_id`", list(to_uids))
+    return {int(r["to_id"]): int(r["n"]) for r in rows}
+
+
+def mark_acked(tx: Tx, row_ids: Sequence[int]) -> int:
+    """Pending messages (by row id) become acked."""
+    if not row_ids:
+        return 0
+    marks = ", ".join(["%s"] * len(row_ids))
+    return tx.execute(f"UPDATE `msg_c2c` SET `status` = 1 WHERE `id` IN ({marks}) AND `status` = 0",
+                      list(row_ids))
+
+
 def insert_c2c(tx: Tx, msg_id: str, from_uid: int, to_uid: int, payload: str, created_at: int,
                server_ts: int) -> int:
     return tx.insert("INSERT INTO `msg_c2c` (`msg_id`, `from_id`, `to_id`, `payload`, `created_at`, `server_ts`,"
@@ -48,6 +84,20 @@ def pending_c2c(tx: Tx, to_uid: int, after_server_ts: int = 0, limit: int = 1000
                   " ORDER BY `id` LIMIT %s", (to_uid, after_server_ts, limit))
 
 
+def newest_pending_c2c(tx: Tx, to_uid: int, limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` messages waiting for `to_uid`, oldest first."""
+    rows = tx.all(f"SELECT {C2C_COLS} FROM `msg_c2c` WHERE `to_id` = %s AND `status` = 0"
+                  " ORDER BY `id` DESC LIMIT %s", (to_uid, limit))
+    rows.reverse()
+    return rows
+
+
+def drop_pending_before(tx: Tx, to_uid: int, row_id: int) -> int:
+    """Mark `to_uid`'s pending messages older than row `row_id` as dropped."""
+    return tx.execute("UPDATE `msg_c2c` SET `status` = 2 WHERE `to_id` = %s AND `status` = 0 AND `id` < %s",
+                      (to_uid, row_id))
+
+
 def purge_c2c(tx: Tx, before_server_ts: int, dry_run: bool) -> int:
     if dry_run:
         return tx.scalar("SELECT COUNT(*) FROM `msg_c2c` WHERE `status` = 0 AND `server_ts` < %s",
@@ -75,6 +125,15 @@ def insert_c2g(tx: Tx, msg_id: str, from_uid: int, gid: int, payload: str, creat
 
 def ack_c2g(tx: Tx, to_uid: int, msg_id: str) -> int:
     return tx.execute("DELETE FROM `msg_c2g_timeline` WHERE `msg_id` = %s AND `to_id` = %s", (msg_id, to_uid))
+
+
+def ack_c2g_many(tx: Tx, acks: Sequence[tuple[int, str]]) -> int:
+    """Remove the (member, msg_id) pending entries, in one statement."""
+    if not acks:
+        return 0
+    where = " OR ".join(["(`msg_id` = %s AND `to_id` = %s)"] * len(acks))
+    return tx.execute(f"DELETE FROM `msg_c2g_timeline` WHERE {where}",
+                      [v for uid, msg_id in acks for v in (msg_id, uid)])
 
 
 def pending_c2g(tx: Tx, to_uid: int, limit: int = 100000) -> list[dict[str, Any]]:

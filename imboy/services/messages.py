@@ -6,12 +6,12 @@ router can acknowledge to the sender knowing the message is durable.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from ..batching import GroupCommit
 from ..clock import now_ms
 from ..db import Database, Tx
-from ..errors import BadRequest, Refused
+from ..errors import BadRequest, ImboyError, Refused
 from ..repositories import friends as friends_repo
 from ..repositories import groups as groups_repo
 from ..repositories import messages as repo
@@ -27,47 +27,101 @@ class Stored:
     recipients: list[int]
 
 
+# Recipients whose pending room one process remembers (then it starts over).
+ROOM_ENTRIES = 100_000
+
+
 class MessageService:
     def __init__(self, db: Database, pending_limit: int) -> None:
         self.db = db
         self.pending_limit = pending_limit
-        # Sends and acks of many connections share commits (one flush each).
-        self._sends = GroupCommit(db, "messages.send_c2c")
-        self._acks = GroupCommit(db, "messages.ack_c2c")
+        # Sends and acks of many connections share transactions and commits.
+        self._sends: GroupCommit[tuple, Stored] = GroupCommit(
+            db, "messages.send_c2c", self._store_c2c, lanes=2, lane=lambda item: item[2])
+        self._acks: GroupCommit[tuple[int, str], bool] = GroupCommit(
+            db, "messages.ack_c2c", _ack_c2c, lanes=2, lane=lambda item: item[1])
+        # Recipient -> how many more messages it can surely take before the
+        # pending limit (a lower bound kept by this process, see _store_c2c).
+        self._room: dict[int, int] = {}
+        self._group_acks: GroupCommit[tuple[int, str], None] = GroupCommit(
+            db, "messages.ack_c2g", _ack_c2g, lanes=2, lane=lambda item: item[1])
 
     # one-to-one -----------------------------------------------------------
     def send_c2c(self, from_uid: int, to_uid: int, msg_id: str, payload: str, created_at: int) -> Stored:
         """Store a message idempotently by id; a resend returns the first copy."""
+        return self._sends.run((from_uid, to_uid, msg_id, payload, created_at))
 
-        def store(tx: Tx) -> Stored:
-            existing = repo.c2c_by_msg_id(tx, msg_id)
+    def _store_c2c(self, tx: Tx, items: Sequence[tuple]) -> list[Stored | ImboyError]:
+        """A batch of sends in five statements, whatever its size."""
+        stored = repo.c2c_by_msg_ids(tx, list({item[2] for item in items}))
+        friends = friends_repo.friend_pairs(
+            tx, list({(f, t) for f, t, msg_id, _, _ in items if msg_id not in stored}))
+        server_ts = now_ms()
+        outcomes: list[Stored | ImboyError] = []
+        new_rows: list[dict[str, Any]] = []
+        for from_uid, to_uid, msg_id, payload, created_at in items:
+            existing = stored.get(msg_id)
             if existing is not None:
+                # A resend (also within this batch): the first copy stands.
                 if existing["from_id"] != from_uid or existing["to_id"] != to_uid:
-                    raise BadRequest("Message id already used")
-                return Stored(existing, False, [to_uid])
-            if not friends_repo.is_friend(tx, from_uid, to_uid):
-                raise BadRequest("Not friends: the message was not sent")
-            server_ts = now_ms()
+                    outcomes.append(BadRequest("Message id already used"))
+                else:
+                    outcomes.append(Stored(existing, False, [to_uid]))
+                continue
+            if (from_uid, to_uid) not in friends:
+                outcomes.append(BadRequest("Not friends: the message was not sent"))
+                continue
             row = {"msg_id": msg_id, "from_id": from_uid, "to_id": to_uid, "payload": payload,
                    "created_at": created_at, "server_ts": server_ts, "status": repo.PENDING}
-            row["id"] = repo.insert_c2c(tx, msg_id, from_uid, to_uid, payload, created_at, server_ts)
-            excess = repo.pending_count(tx, to_uid) - self.pending_limit
-            if excess > 0:
-                repo.drop_oldest_pending(tx, to_uid, excess)
-            return Stored(row, True, [to_uid])
+            stored[msg_id] = row
+            new_rows.append(row)
+            outcomes.append(Stored(row, True, [to_uid]))
+        if new_rows:
+            repo.insert_c2c_many(tx, new_rows)
+            self._bound_pending(tx, new_rows)
+        return outcomes
 
-        return self._sends.run(store)
+    def _bound_pending(self, tx: Tx, new_rows: list[dict[str, Any]]) -> None:
+        """Keep at most `pending_limit` pending messages per recipient, counting rarely.
+
+        Counting a recipient's pending messages on every send costs a
+        statement per batch; instead this process remembers, per recipient,
+        how much room the last count left and spends it: acks only make more
+        room, so the figure is a lower bound here.  Other workers spend the
+        same room unseen, so with several the store can pass the limit by
+        what they stored since this worker's count, until one of them counts
+        again; what a client receives at connect is bounded exactly (pending).
+        """
+        added: dict[int, int] = {}
+        for row in new_rows:
+            added[row["to_id"]] = added.get(row["to_id"], 0) + 1
+        room = self._room
+        recount = []
+        for to_uid, n in added.items():
+            left = room.get(to_uid, 0) - n
+            if left >= 0:
+                room[to_uid] = left
+            else:
+                recount.append(to_uid)
+        if not recount:
+            return
+        if len(room) > ROOM_ENTRIES:
+            room.clear()
+        counts = repo.pending_counts(tx, recount)
+        for to_uid in recount:
+            n = counts.get(to_uid, 0)
+            if n > self.pending_limit:
+                repo.drop_oldest_pending(tx, to_uid, n - self.pending_limit)
+                n = self.pending_limit
+            room[to_uid] = self.pending_limit - n
 
     def ack_c2c(self, uid: int, msg_id: str) -> bool:
         """Remove `msg_id` from `uid`'s pending store; False if it was not theirs."""
+        return self._acks.run((uid, msg_id))
 
-        def ack(tx: Tx) -> bool:
-            if repo.ack_c2c(tx, uid, msg_id):
-                return True
-            row = repo.c2c_by_msg_id(tx, msg_id)
-            return row is not None and row["to_id"] == uid  # acked before: fine
-
-        return self._acks.run(ack)
+    def ack_c2c_later(self, uid: int, msg_id: str, done: Callable[[bool, Any], None]) -> None:
+        """`ack_c2c` without waiting: `done(True, found)` or `done(False, error)` after the commit."""
+        self._acks.submit((uid, msg_id), done)
 
     def revoke_c2c(self, uid: int, peer_uid: int, msg_id: str) -> dict[str, Any]:
         """Only the sender revokes; a still-pending copy becomes the placeholder."""
@@ -118,15 +172,23 @@ class MessageService:
 
         return self.db.run("messages.send_c2g", store)
 
-    def ack_c2g(self, uid: int, msg_id: str) -> bool:
-        return self.db.run("messages.ack_c2g", repo.ack_c2g, uid, msg_id) > 0
+    def ack_c2g(self, uid: int, msg_id: str) -> None:
+        """Remove `uid`'s pending entry for a group message (none: nothing to do)."""
+        self._group_acks.run((uid, msg_id))
+
+    def ack_c2g_later(self, uid: int, msg_id: str, done: Callable[[bool, Any], None]) -> None:
+        self._group_acks.submit((uid, msg_id), done)
 
     # the pending store --------------------------------------------------
     def pending(self, uid: int) -> list[tuple[str, dict[str, Any]]]:
         """Everything `uid` has not acked, oldest first, as ("C2C"|"C2G", row)."""
 
         def load(tx: Tx) -> list[tuple[str, dict[str, Any]]]:
-            c2c = [("C2C", r) for r in repo.pending_c2c(tx, uid)]
+            c2c_rows = repo.newest_pending_c2c(tx, uid, self.pending_limit)
+            if len(c2c_rows) == self.pending_limit:
+                # Over the limit (several workers stored at once): the oldest go.
+                repo.drop_pending_before(tx, uid, c2c_rows[0]["id"])
+            c2c = [("C2C", r) for r in c2c_rows]
             group_rows = repo.pending_c2g(tx, uid, self.pending_limit)
             if len(group_rows) == self.pending_limit:
                 # Over the limit, the oldest group messages go, as for C2C.
@@ -140,3 +202,17 @@ class MessageService:
 
     def pending_c2c_since(self, uid: int, last_server_ts: int) -> list[dict[str, Any]]:
         return self.db.run("messages.pending_since", repo.pending_c2c, uid, last_server_ts, self.pending_limit)
+
+
+def _ack_c2c(tx: Tx, items: Sequence[tuple[int, str]]) -> list[bool]:
+    """A batch of one-to-one acks: one SELECT and one UPDATE."""
+    rows = repo.c2c_by_msg_ids(tx, list({msg_id for _, msg_id in items}))
+    mine = [rows.get(msg_id) for uid, msg_id in items]
+    found = [row is not None and row["to_id"] == uid for row, (uid, _) in zip(mine, items)]
+    repo.mark_acked(tx, list({row["id"] for row, ok in zip(mine, found) if ok and row["status"] == repo.PENDING}))
+    return found  # acked before is fine: the ack is idempotent
+
+
+def _ack_c2g(tx: Tx, items: Sequence[tuple[int, str]]) -> list[None]:
+    repo.ack_c2g_many(tx, list(set(items)))
+    return [None] * len(items)

@@ -16,6 +16,7 @@ import logging
 from typing import Any, Callable
 
 import gevent
+from gevent.event import Event
 
 from .. import ids, wire
 from ..clock import now_ms
@@ -29,6 +30,8 @@ log = logging.getLogger("imboy.ws")
 MAX_ID = 40
 # Seconds between attempts to load the pending store at connect.
 FLUSH_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+# At most this long a frame waits for the acks before it to be stored.
+SETTLE_TIMEOUT = 30.0
 
 
 def _msg_id(frame: dict[str, Any]) -> str:
@@ -82,6 +85,11 @@ class Router:
             "GROUP": self.on_c2g,
             "C2G_CLIENT_ACK": self.on_c2g_ack,
         }
+        # Acks are stored without holding up the reading loop (a client acks in
+        # bursts); any other frame first waits for its connection's acks to be
+        # stored, so a connection's frames still take effect in order.
+        self._async = (self.on_c2c_ack, self.on_c2g_ack)
+        self._inflight: dict[int, list] = {}  # conn id -> [acks being stored, Event or None]
         # Counters of every frame, looked up once rather than per frame.
         frames_in = self.metrics.frames_in
         self._frames_in = {kind: frames_in.labels(kind) for kind in [*self._handlers, "ping", "unknown"]}
@@ -163,10 +171,12 @@ class Router:
 
     def on_text(self, conn: Connection, text: str) -> None:
         if text == "ping":
+            self._settle(conn)
             self._frames_in["ping"].inc()
             conn.send("pong2")
             return
         if text == "logout":
+            self._settle(conn)
             conn.close(1000, "logout")
             return
         try:
@@ -179,6 +189,8 @@ class Router:
             return
         kind = frame.get("type")
         handler = self._handlers.get(kind.upper()) if isinstance(kind, str) else None
+        if handler not in self._async:
+            self._settle(conn)
         self._frames_in[kind.upper() if handler is not None else "unknown"].inc()
         try:
             if handler is None:
@@ -204,11 +216,18 @@ class Router:
             self.metrics.frames_out.labels("C2C").inc()
 
     def on_c2c_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
+        """Stored without holding up the reading loop; nothing is sent back unless it fails."""
         msg_id = _msg_id(frame)
-        if not self.messages.ack_c2c(conn.uid, msg_id):
-            raise BadRequest("Unknown message")
-        self._delivered(conn, "c2c", "c2c:" + msg_id)
-        self.registry.cancel_retry(conn.uid, "c2c:" + msg_id)
+        key = "c2c:" + msg_id
+
+        def done(ok: bool, found: Any) -> None:
+            if ok and found:
+                self._delivered(conn, "c2c", key)
+                self.registry.cancel_retry(conn.uid, key)
+            else:
+                self._refuse(conn, found if not ok else BadRequest("Unknown message"), msg_id)
+
+        self.messages.ack_c2c_later(conn.uid, msg_id, self._tracked(conn, done))
 
     def on_revoke(self, conn: Connection, frame: dict[str, Any]) -> None:
         msg_id = _msg_id(frame)
@@ -240,9 +259,52 @@ class Router:
 
     def on_c2g_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
         msg_id = _msg_id(frame)
-        self.messages.ack_c2g(conn.uid, msg_id)
-        self._delivered(conn, "c2g", "c2g:" + msg_id)
-        self.registry.cancel_retry(conn.uid, "c2g:" + msg_id)
+        key = "c2g:" + msg_id
+
+        def done(ok: bool, error: Any) -> None:
+            if ok:
+                self._delivered(conn, "c2g", key)
+                self.registry.cancel_retry(conn.uid, key)
+            else:
+                self._refuse(conn, error, msg_id)
+
+        self.messages.ack_c2g_later(conn.uid, msg_id, self._tracked(conn, done))
+
+    def _tracked(self, conn: Connection, done: Callable[[bool, Any], None]) -> Callable[[bool, Any], None]:
+        """Count an ack of `conn` as in flight until `done` ran."""
+        entry = self._inflight.get(conn.id)
+        if entry is None:
+            entry = self._inflight[conn.id] = [0, None]
+        entry[0] += 1
+
+        def finish(ok: bool, value: Any) -> None:
+            try:
+                done(ok, value)
+            finally:
+                entry[0] -= 1
+                if entry[0] == 0:
+                    del self._inflight[conn.id]
+                    if entry[1] is not None:
+                        entry[1].set()
+
+        return finish
+
+    def _settle(self, conn: Connection) -> None:
+        """Wait until the acks `conn` sent before are stored."""
+        entry = self._inflight.get(conn.id)
+        if entry is not None:
+            if entry[1] is None:
+                entry[1] = Event()
+            entry[1].wait(SETTLE_TIMEOUT)
+
+    def _refuse(self, conn: Connection, error: Exception, msg_id: str) -> None:
+        """An error frame for a frame whose outcome came after the reading loop moved on."""
+        if isinstance(error, ImboyError):
+            self.metrics.errors.labels(str(error.code), "ws").inc()
+            conn.send(error_frame(error.code, error.msg, msg_id))
+        else:
+            log.error("conn %s uid=%s: ack %s failed: %r", conn.id, conn.uid, msg_id, error)
+            conn.send(error_frame(1, "Internal error", msg_id))
 
     def _delivered(self, conn: Connection, kind: str, key: str) -> None:
         """Count a client ack and, when this connection pushed it, the delivery time."""
