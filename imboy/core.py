@@ -25,6 +25,7 @@ from .services.friends import FriendService
 from .services.groups import GroupService
 from .services.messages import MessageService
 from .services.presence import PresenceService
+from .services.sessions import SessionService
 from .tokens import TokenService
 from .ws.redis_registry import RedisRegistry
 from .ws.registry import LocalRegistry
@@ -56,6 +57,7 @@ class Imboy:
         self.friends = FriendService(self.db, self.registry, self.presence, self.users)
         self.groups = GroupService(self.db, self.registry, self.users)
         self.messages = MessageService(self.db, config["PENDING_LIMIT"])
+        self.sessions = SessionService(self.db, self.presence, self.messages)
         self.users.on_state_change = self.presence.state_changed
         self.router = Router(self)
         if isinstance(self.registry, RedisRegistry):

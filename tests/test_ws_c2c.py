@@ -294,16 +294,16 @@ def test_message_stored_while_the_recipient_connects_arrives_once(make_app, make
     a, b = users(2)
     befriend(imboy, a, b)
     release, loaded = gevent.event.Event(), gevent.event.Event()
-    original = imboy.messages.pending
+    original = imboy.sessions.arrive
 
-    def slow_pending(uid):
+    def slow_pending(uid, first):
         release.wait(5)
         try:
-            return original(uid)
+            return original(uid, first)
         finally:
             loaded.set()
 
-    monkeypatch.setattr(imboy.messages, "pending", slow_pending)
+    monkeypatch.setattr(imboy.sessions, "arrive", slow_pending)
     ca, cb = connect(server, a), connect(server, b)
     ca.send_json(_c2c("race-1", b, "once"))
     ca.expect_type("C2C_SERVER_ACK")

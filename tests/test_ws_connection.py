@@ -197,16 +197,16 @@ def test_pending_store_unavailable_at_connect_is_tried_again(imboy, server, user
     ca = WsClient(server.ws_url, a.token)
     ca.send_json({"id": "busy-1", "type": "C2C", "to": b.hashid, "payload": "waiting"})
     ca.expect_type("C2C_SERVER_ACK")
-    real = imboy.messages.pending
+    real = imboy.sessions.arrive
     failures = []
 
-    def flaky(uid):
+    def flaky(uid, first):
         if not failures:
             failures.append(uid)
             raise ServiceUnavailable("Database busy, try again")
-        return real(uid)
+        return real(uid, first)
 
-    monkeypatch.setattr(imboy.messages, "pending", flaky)
+    monkeypatch.setattr(imboy.sessions, "arrive", flaky)
     cb = WsClient(server.ws_url, b.token)
     assert cb.expect_type("C2C", timeout=5)["id"] == "busy-1"
     assert failures == [b.id]

@@ -25,6 +25,15 @@ def friend_pairs(tx: Tx, pairs: Sequence[tuple[int, int]]) -> set[tuple[int, int
     return {(int(r["from_user_id"]), int(r["to_user_id"])) for r in rows}
 
 
+def state_and_friend_ids(tx: Tx, uid: int) -> tuple[str, list[int]]:
+    """The user's presence state and friend ids, in one statement ("offline", [] if no such user)."""
+    rows = tx.all("SELECT u.`state`, f.`to_user_id` FROM `user` u LEFT JOIN `user_friend` f"
+                  " ON f.`from_user_id` = u.`id` AND f.`status` = 1 WHERE u.`id` = %s", (uid,))
+    if not rows:
+        return "offline", []
+    return rows[0]["state"], [int(r["to_user_id"]) for r in rows if r["to_user_id"] is not None]
+
+
 def friend_ids(tx: Tx, uid: int) -> list[int]:
     return [r["to_user_id"] for r in tx.all(
         "SELECT `to_user_id` FROM `user_friend` WHERE `from_user_id` = %s AND `status` = 1", (uid,))]

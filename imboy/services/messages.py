@@ -182,23 +182,23 @@ class MessageService:
     # the pending store --------------------------------------------------
     def pending(self, uid: int) -> list[tuple[str, dict[str, Any]]]:
         """Everything `uid` has not acked, oldest first, as ("C2C"|"C2G", row)."""
+        return self.db.run("messages.pending", self.load_pending, uid)
 
-        def load(tx: Tx) -> list[tuple[str, dict[str, Any]]]:
-            c2c_rows = repo.newest_pending_c2c(tx, uid, self.pending_limit)
-            if len(c2c_rows) == self.pending_limit:
-                # Over the limit (several workers stored at once): the oldest go.
-                repo.drop_pending_before(tx, uid, c2c_rows[0]["id"])
-            c2c = [("C2C", r) for r in c2c_rows]
-            group_rows = repo.pending_c2g(tx, uid, self.pending_limit)
-            if len(group_rows) == self.pending_limit:
-                # Over the limit, the oldest group messages go, as for C2C.
-                repo.trim_c2g(tx, uid, group_rows[0]["tid"])
-            c2g = [("C2G", r) for r in group_rows]
-            if not c2g:
-                return c2c
-            return sorted(c2c + c2g, key=lambda kr: (kr[1]["server_ts"], kr[1]["id"]))
-
-        return self.db.run("messages.pending", load)
+    def load_pending(self, tx: Tx, uid: int) -> list[tuple[str, dict[str, Any]]]:
+        """`pending` inside a transaction the caller holds."""
+        c2c_rows = repo.newest_pending_c2c(tx, uid, self.pending_limit)
+        if len(c2c_rows) == self.pending_limit:
+            # Over the limit (several workers stored at once): the oldest go.
+            repo.drop_pending_before(tx, uid, c2c_rows[0]["id"])
+        c2c = [("C2C", r) for r in c2c_rows]
+        group_rows = repo.pending_c2g(tx, uid, self.pending_limit)
+        if len(group_rows) == self.pending_limit:
+            # Over the limit, the oldest group messages go, as for C2C.
+            repo.trim_c2g(tx, uid, group_rows[0]["tid"])
+        c2g = [("C2G", r) for r in group_rows]
+        if not c2g:
+            return c2c
+        return sorted(c2c + c2g, key=lambda kr: (kr[1]["server_ts"], kr[1]["id"]))
 
     def pending_c2c_since(self, uid: int, last_server_ts: int) -> list[dict[str, Any]]:
         return self.db.run("messages.pending_since", repo.pending_c2c, uid, last_server_ts, self.pending_limit)

@@ -25,7 +25,7 @@ class PresenceService:
 
         return self.db.run("presence.load", load)
 
-    def _tell_friends(self, uid: int, friends: Iterable[int], content: str) -> None:
+    def tell_friends(self, uid: int, friends: Iterable[int], content: str) -> None:
         for friend in self.registry.online(friends):
             self.registry.push(friend, s2c_frame("1019", uid, friend, content))
 
@@ -33,18 +33,18 @@ class PresenceService:
         """The user's first connection opened."""
         state, friends = self._state_and_friends(uid)
         if state == "online":
-            self._tell_friends(uid, friends, "online")
+            self.tell_friends(uid, friends, "online")
 
     def disconnected(self, uid: int) -> None:
         """The user's last connection closed."""
         state, friends = self._state_and_friends(uid)
         if state == "online":
-            self._tell_friends(uid, friends, "offline")
+            self.tell_friends(uid, friends, "offline")
 
     def state_changed(self, uid: int, state: str) -> None:
         """After /user/change_state committed: friends online hear the new state."""
         _, friends = self._state_and_friends(uid)
-        self._tell_friends(uid, friends, state)
+        self.tell_friends(uid, friends, state)
 
     def status_of(self, uids: Iterable[int]) -> dict[int, str]:
         """"online" or "offline" as friends should see each user."""

@@ -287,10 +287,9 @@ class RedisRegistry:
         if not self.redis_ok:
             return first_here, old_local
         try:
-            old_entry, live = self._add(keys=[P + f"presence:{conn.uid}"],
-                                        args=[conn.device, self._entry(conn), P + "alive:"])
-            if first_here:
-                self.redis.sadd(P + f"nodeusers:{self.node}", conn.uid)
+            old_entry, live = self._add(keys=[P + f"presence:{conn.uid}", P + f"nodeusers:{self.node}"],
+                                        args=[conn.device, self._entry(conn), P + "alive:", conn.uid,
+                                              "1" if first_here else "0"])
         except redis.RedisError as exc:
             self._failed("add", exc)
             return first_here, old_local
@@ -309,10 +308,9 @@ class RedisRegistry:
         if not self.redis_ok:
             return last_here
         try:
-            live = self._remove(keys=[P + f"presence:{conn.uid}"],
-                                args=[conn.device, self._entry(conn), P + "alive:"])
-            if last_here:
-                self.redis.srem(P + f"nodeusers:{self.node}", conn.uid)
+            live = self._remove(keys=[P + f"presence:{conn.uid}", P + f"nodeusers:{self.node}"],
+                                args=[conn.device, self._entry(conn), P + "alive:", conn.uid,
+                                      "1" if last_here else "0"])
         except redis.RedisError as exc:
             self._failed("remove", exc)
             return last_here

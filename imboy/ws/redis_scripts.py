@@ -20,15 +20,19 @@ local function live(key, alive)
   return n
 end
 """
-# Register a connection: {previous live entry of this device, live entries before this one}.
+# Register a connection: {previous live entry of this device, live entries before this one};
+# the user joins this node's set KEYS[2] (as ARGV[4]) when ARGV[5] is "1".
 ADD = LIVE + """
+if ARGV[5] == '1' then redis.call('SADD', KEYS[2], ARGV[4]) end
 local n = live(KEYS[1], ARGV[3])
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return {old or '', n}
 """
-# Unregister (only our own entry: the device may have moved); returns the live entries left.
+# Unregister (only our own entry: the device may have moved); returns the live entries left;
+# the user leaves this node's set KEYS[2] (as ARGV[4]) when ARGV[5] is "1".
 REMOVE = LIVE + """
+if ARGV[5] == '1' then redis.call('SREM', KEYS[2], ARGV[4]) end
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return live(KEYS[1], ARGV[3])
 """

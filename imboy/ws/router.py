@@ -72,6 +72,7 @@ class Router:
         self.registry = imboy.registry
         self.messages = imboy.messages
         self.presence = imboy.presence
+        self.sessions = imboy.sessions
         self.metrics = imboy.metrics
         self.echo = bool(self.config.get("WS_ECHO"))
         if self.echo:
@@ -108,13 +109,7 @@ class Router:
             self.kick(old)
         flusher = None
         try:
-            if first:
-                try:
-                    self.presence.connected(uid)
-                except ImboyError as exc:
-                    # Presence is a courtesy; the connection is served regardless.
-                    log.warning("presence for uid=%s not announced: %s", uid, exc.msg)
-            flusher = gevent.spawn(self.flush_pending, conn)
+            flusher = gevent.spawn(self.flush_pending, conn, first)
             conn.run(self.on_text, self.on_binary)
         finally:
             connections.dec()
@@ -131,8 +126,11 @@ class Router:
         conn.send(s2c_frame("786", conn.uid, conn.uid, "logged in on another device"))
         conn.close(4786, "logged in on another device")
 
-    def flush_pending(self, conn: Connection) -> None:
+    def flush_pending(self, conn: Connection, first: bool = False) -> None:
         """Push every pending message, oldest first, each with its retries.
+
+        For the user's `first` connection, friends online hear first that
+        the user is online (read in the same transaction as the messages).
 
         Flow control: the flush never fills the send queue past half its
         bound, so a large backlog reaches a slow but reading client instead
@@ -142,7 +140,7 @@ class Router:
         pending = None
         for delay in FLUSH_RETRY_DELAYS:
             try:
-                pending = self.messages.pending(conn.uid)
+                pending = self.sessions.arrive(conn.uid, first)
                 break
             except ImboyError as exc:
                 # A busy or briefly unreachable database must not leave a
