@@ -19,11 +19,7 @@ class PresenceService:
         self.registry = registry
 
     def _state_and_friends(self, uid: int) -> tuple[str, list[int]]:
-        def load(tx: Tx) -> tuple[str, list[int]]:
-            row = users_repo.by_id(tx, uid)
-            return (row["state"] if row else "offline"), friends_repo.friend_ids(tx, uid)
-
-        return self.db.run("presence.load", load)
+        return self.db.run("presence.load", friends_repo.state_and_friend_ids, uid)
 
     def tell_friends(self, uid: int, friends: Iterable[int], content: str) -> None:
         for friend in self.registry.online(friends):

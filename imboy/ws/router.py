@@ -13,6 +13,7 @@ the reader, writer and handshake that production uses.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any, Callable
 
 import gevent
@@ -94,9 +95,18 @@ class Router:
         # Counters of every frame, looked up once rather than per frame.
         frames_in = self.metrics.frames_in
         self._frames_in = {kind: frames_in.labels(kind) for kind in [*self._handlers, "ping", "unknown"]}
+        acks, frames_out, latency = self.metrics.acks, self.metrics.frames_out, self.metrics.delivery_latency
+        self._ack_counts = {kind: acks.labels(kind) for kind in ("c2c_server", "c2g_server", "c2c_client", "c2g_client")}
+        self._frames_out = {kind: frames_out.labels(kind) for kind in ("C2C", "C2G")}
+        self._latency = {kind: latency.labels(kind) for kind in ("c2c", "c2g")}
 
     # connection lifecycle -----------------------------------------------------
     def serve(self, sock: Any, rfile: Any, uid: int, device: str) -> None:
+        if _peer_gone(sock):
+            # The client gave up while its handshake waited (a reconnect storm):
+            # registering it now would kick the connection it has opened since.
+            log.debug("uid=%s left before its connection was served", uid)
+            return
         conn = Connection(sock, rfile, uid, device, self.config, self.metrics)
         if self.echo:
             # Not registered: an echo connection is nobody's presence.
@@ -208,10 +218,10 @@ class Router:
         to = _target(frame, "recipient")
         stored = self.messages.send_c2c(conn.uid, to, msg_id, _payload(frame), _created_at(frame))
         conn.send(server_ack("C2C_SERVER_ACK", msg_id, stored.row["server_ts"]))
-        self.metrics.acks.labels("c2c_server").inc()
+        self._ack_counts["c2c_server"].inc()
         if stored.new:
             self.registry.push(to, c2c_frame(stored.row), "c2c:" + msg_id)
-            self.metrics.frames_out.labels("C2C").inc()
+            self._frames_out["C2C"].inc()
 
     def on_c2c_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
         """Stored without holding up the reading loop; nothing is sent back unless it fails."""
@@ -247,13 +257,13 @@ class Router:
         gid = _target(frame, "group")
         stored = self.messages.send_c2g(conn.uid, gid, msg_id, _payload(frame), _created_at(frame))
         conn.send(server_ack("C2G_SERVER_ACK", msg_id, stored.row["server_ts"]))
-        self.metrics.acks.labels("c2g_server").inc()
+        self._ack_counts["c2g_server"].inc()
         if stored.new:
             out = c2g_frame(stored.row)
             key = "c2g:" + msg_id
             for member in stored.recipients:
                 self.registry.push(member, out, key)
-            self.metrics.frames_out.labels("C2G").inc(len(stored.recipients))
+            self._frames_out["C2G"].inc(len(stored.recipients))
 
     def on_c2g_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
         msg_id = _msg_id(frame)
@@ -306,15 +316,26 @@ class Router:
 
     def _delivered(self, conn: Connection, kind: str, key: str) -> None:
         """Count a client ack and, when this connection pushed it, the delivery time."""
-        self.metrics.acks.labels(kind + "_client").inc()
+        self._ack_counts[kind + "_client"].inc()
         age = conn.retry_age(key)
         if age is not None:
-            self.metrics.delivery_latency.labels(kind).observe(age)
+            self._latency[kind].observe(age)
 
     # events from the HTTP side ------------------------------------------------------
     def notify(self, uid: int, frame: str) -> int:
         """Push a system event to every connection of `uid` (no retries)."""
         return self.registry.push(uid, frame)
+
+
+def _peer_gone(sock: Any) -> bool:
+    """Whether the client already closed or reset the connection (without waiting)."""
+    raw = getattr(sock, "_sock", sock)
+    try:
+        return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
 
 
 def echo_text(conn: Connection, text: str) -> None:
