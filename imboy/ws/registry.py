@@ -72,6 +72,18 @@ class LocalRegistry:
             conn.push(frame, retry_key)
         return len(conns)
 
+    def push_many(self, uids: Iterable[int], frame: str, retry_key: str | None = None) -> int:
+        """`push` to each of `uids` (a group's members); returns the connections reached here."""
+        reached = 0
+        users = self._users
+        for uid in uids:
+            devices = users.get(uid)
+            if devices:
+                for conn in list(devices.values()):
+                    conn.push(frame, retry_key)
+                reached += len(devices)
+        return reached
+
     def cancel_retry(self, uid: int, retry_key: str) -> None:
         for conn in self.connections(uid):
             conn.cancel_retry(retry_key)

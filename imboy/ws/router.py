@@ -259,10 +259,7 @@ class Router:
         conn.send(server_ack("C2G_SERVER_ACK", msg_id, stored.row["server_ts"]))
         self._ack_counts["c2g_server"].inc()
         if stored.new:
-            out = c2g_frame(stored.row)
-            key = "c2g:" + msg_id
-            for member in stored.recipients:
-                self.registry.push(member, out, key)
+            self.registry.push_many(stored.recipients, c2g_frame(stored.row), "c2g:" + msg_id)
             self._frames_out["C2G"].inc(len(stored.recipients))
 
     def on_c2g_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
