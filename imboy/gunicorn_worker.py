@@ -16,6 +16,7 @@ from typing import Any
 import gevent
 from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
 
+from .server import lean_greenlets
 from .ws.handler import ImboyWebSocketHandler
 
 log = logging.getLogger("imboy")
@@ -29,6 +30,7 @@ class ImboyWorker(GeventWebSocketWorker):
         # instead of at the next tick of gunicorn's one-second loop.
         self._servers: list[Any] = []
         self._draining = False
+        lean_greenlets()
         make = self.server_class
 
         def server(*args: Any, **kwargs: Any) -> Any:

@@ -13,7 +13,19 @@ from .ws.handler import ImboyWebSocketHandler
 log = logging.getLogger("imboy")
 
 
+def lean_greenlets() -> None:
+    """Stop gevent from recording who spawned each greenlet, and from where.
+
+    The record (`spawning_greenlet`, `spawn_tree_locals`, `spawning_stack`:
+    a debugging aid for `gevent.util.format_run_info`) costs about 600 bytes
+    per greenlet: per connection for as long as it lives, and again for every
+    writer or task spawned.  The setting is process-wide and read at each spawn.
+    """
+    gevent.config.track_greenlet_tree = False
+
+
 def make_server(app: Any, host: str, port: int, access_log: bool = False) -> WSGIServer:
+    lean_greenlets()
     # A listen backlog far above gevent's 128: reconnect storms arrive at once.
     return WSGIServer((host, port), app, handler_class=ImboyWebSocketHandler, backlog=4096,
                       log=logging.getLogger("imboy.access") if access_log else None,

@@ -1,10 +1,15 @@
 """The /ws handshake (PROTOCOL section 4): every refusal is plain HTTP, decided before any upgrade."""
 from __future__ import annotations
 
+import base64
+import os
+import socket
+
 from imboy.clock import now_ms
+from imboy.ws.frames import OP_TEXT
 
 from .helpers import WsClient
-from .ws_support import assert_open, client_at, expect_close, fast_passwords, raw_handshake, ws_accept  # noqa: F401
+from .ws_support import assert_open, client_at, client_frame, expect_close, fast_passwords, raw_handshake, ws_accept  # noqa: F401
 
 
 def _no_upgrade(resp) -> None:
@@ -124,3 +129,21 @@ def test_unknown_device_type_is_refused(server, users):
                          query={"authorization": a.token})
     assert resp.status == 400
     _no_upgrade(resp)
+
+
+def test_frames_sent_with_the_handshake_are_not_lost(server, users):
+    """A client may write its first frames right behind the upgrade request; the
+    handshake's reader takes them from the socket, and the connection must get them."""
+    (a,) = users(1)
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (f"GET /ws?cos=web&authorization={a.token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Protocol: text\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(request + client_frame(OP_TEXT, b"ping") * 3)
+        data = b""
+        while data.count(b"pong2") < 3:
+            chunk = sock.recv(4096)
+            assert chunk, data
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 101")

@@ -3,7 +3,12 @@
 The greenlet that accepted the connection reads it; every write goes
 through `_out`, a bounded queue drained by a writer greenlet that exists
 only while there is something to send, so a socket never has two writers
-and an idle connection costs no second greenlet.  Retry timers are libev
+and an idle connection costs no second greenlet (nor a deque: `_out` is
+an empty tuple while there is nothing to send).  Reads block without a socket
+time-out; one libev timer per connection, restarted by every read that
+brings bytes, closes a connection silent for WS_IDLE_TIMEOUT (1000, "idle
+timeout").  Writes keep the socket time-out of WS_IDLE_TIMEOUT while the
+writer runs.  Retry timers are libev
 timers owned by the connection and die with it: the pending store in the
 database, not a timer, is what guarantees delivery.
 
@@ -20,6 +25,7 @@ import socket
 import time
 from collections import deque
 from itertools import count
+from types import MappingProxyType
 from typing import Any, Callable
 
 import gevent
@@ -28,8 +34,8 @@ from gevent.event import Event
 from ..jsonutil import loads
 from ..ratelimit import TokenBucket
 from ..wire import error_frame
-from .frames import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ConnectionLost, FrameReader,
-                     ProtocolViolation, close_payload, encode_frame)
+from .frames import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ConnectionLost, ProtocolViolation,
+                     SocketFrameReader, close_payload, encode_frame)
 
 log = logging.getLogger("imboy.ws")
 
@@ -41,33 +47,36 @@ WRITE_BATCH = 64
 # flood of large frames is not parsed just to name them.
 ID_PARSE_LIMIT = 65536
 RATE_LIMITED = "Too many frames, slow down"
+# The send queue of a connection with nothing to send (a deque costs 760 bytes).
+_NOTHING: tuple = ()
+# The retry table of a connection that never had one to keep (a dict costs 64 bytes).
+_NO_RETRIES: Any = MappingProxyType({})
 _ids = count(1)
 
 
 class Connection:
-    __slots__ = ("id", "uid", "device", "_sock", "_rfile", "_out", "_out_bytes", "_writer", "_retries",
-                 "_schedule", "_queue_limit", "_queue_bytes", "_max_frame", "_loop", "closing",
-                 "close_code", "_close_timer", "_drained", "_bucket", "_strikes", "_credit",
-                 "_credit_cap", "_metrics", "__weakref__")
+    __slots__ = ("id", "uid", "device", "_sock", "_reader", "_out", "_out_bytes", "_writer", "_retries",
+                 "_schedule", "_queue_limit", "_queue_bytes", "_loop", "closing", "close_code",
+                 "_close_timer", "_drained", "_bucket", "_strikes", "_credit", "_credit_cap", "_metrics",
+                 "_idle", "_idle_timer", "_task", "__weakref__")
 
-    def __init__(self, sock: Any, rfile: Any, uid: int, device: str, config: dict[str, Any],
+    def __init__(self, sock: Any, pending: bytes, uid: int, device: str, config: dict[str, Any],
                  metrics: Any = None) -> None:
-        """`rfile` is the handshake's buffered reader (it may already hold frames)."""
+        """`pending`: bytes the handshake read past the request (the start of the first frames)."""
         self.id = next(_ids)
         self.uid = uid
         self.device = device
         self._sock = sock
-        self._rfile = rfile
-        self._out: deque[bytes] = deque()
+        self._reader = SocketFrameReader(self._recv, config["MAX_FRAME_BYTES"], pending)
+        self._out: deque[bytes] | tuple = _NOTHING
         self._out_bytes = 0
         self._writer: gevent.Greenlet | None = None
         # key -> [timer, frame, step, first push time]
-        self._retries: dict[str, list] = {}
+        self._retries: dict[str, list] = _NO_RETRIES
         self._metrics = metrics
         self._schedule: tuple[float, ...] = tuple(config["ACK_RETRY_SCHEDULE"])
         self._queue_limit: int = config["SEND_QUEUE_LIMIT"]
         self._queue_bytes: int = config["SEND_QUEUE_BYTES"]
-        self._max_frame: int = config["MAX_FRAME_BYTES"]
         self._loop = gevent.get_hub().loop
         self.closing = False
         self.close_code: int | None = None
@@ -81,7 +90,10 @@ class Connection:
         # flush must not be refused (they are bounded by what was pushed).
         self._credit = 0
         self._credit_cap = config["PENDING_LIMIT"] + burst
-        sock.settimeout(config["WS_IDLE_TIMEOUT"])
+        self._idle: float = config["WS_IDLE_TIMEOUT"]
+        self._idle_timer = None
+        self._task: gevent.Greenlet | None = None
+        sock.settimeout(None)
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} uid={self.uid} device={self.device}>"
@@ -97,20 +109,23 @@ class Connection:
     def _enqueue(self, data: bytes, control: bool = False) -> bool:
         if self.closing and not control:
             return False
-        if not control and self._out and (len(self._out) >= self._queue_limit
-                                          or self._out_bytes + len(data) > self._queue_bytes):
+        out = self._out
+        if not control and out and (len(out) >= self._queue_limit
+                                    or self._out_bytes + len(data) > self._queue_bytes):
             # The client stopped reading: drop it rather than grow without
             # bound; what it missed is still pending and comes back on reconnect.
             # Frames not yet written are dropped at once (memory is the point
             # of the bound); the close frame follows what is being written.
             # A frame alone always fits, so no message is too large to deliver.
             log.warning("conn %s uid=%s: send queue full (%d frames, %d bytes), closing",
-                        self.id, self.uid, len(self._out), self._out_bytes)
-            self._out.clear()
+                        self.id, self.uid, len(out), self._out_bytes)
+            out.clear()
             self._out_bytes = 0
             self.close(1008, "send queue full")
             return False
-        self._out.append(data)
+        if out is _NOTHING:
+            out = self._out = deque()
+        out.append(data)
         self._out_bytes += len(data)
         if self._writer is None:
             self._writer = gevent.spawn(self._drain)
@@ -118,6 +133,9 @@ class Connection:
 
     def _drain(self) -> None:
         out = self._out
+        sock = self._sock
+        # Writes are bounded in time; reads are not (the idle timer is).
+        sock.settimeout(self._idle)
         try:
             while out:
                 if len(out) == 1:
@@ -125,13 +143,16 @@ class Connection:
                 else:
                     data = b"".join(out.popleft() for _ in range(min(WRITE_BATCH, len(out))))
                 self._out_bytes -= len(data)
-                self._sock.sendall(data)
+                sock.sendall(data)
         except (OSError, socket.timeout):
             out.clear()
             self._out_bytes = 0
             self.closing = True
             self._shutdown()
         finally:
+            sock.settimeout(None)
+            if self._out is out and not out:
+                self._out = _NOTHING
             self._writer = None
             if self._drained is not None:
                 self._drained.set()
@@ -171,13 +192,16 @@ class Connection:
         self._arm(retry_key, frame, 0)
 
     def _arm(self, key: str, frame: str, step: int) -> None:
-        old = self._retries.pop(key, None)
+        retries = self._retries
+        if retries is _NO_RETRIES:
+            retries = self._retries = {}
+        old = retries.pop(key, None)
         if old is not None:
             old[0].close()
         if step >= len(self._schedule):
             return
         timer = self._loop.timer(self._schedule[step])
-        self._retries[key] = [timer, frame, step, old[3] if old is not None else time.monotonic()]
+        retries[key] = [timer, frame, step, old[3] if old is not None else time.monotonic()]
         timer.start(self._retry, key)
 
     def _retry(self, key: str) -> None:
@@ -200,13 +224,28 @@ class Connection:
         return None if entry is None else time.monotonic() - entry[3]
 
     def cancel_retry(self, key: str) -> None:
-        entry = self._retries.pop(key, None)
+        retries = self._retries
+        entry = retries.pop(key, None) if retries else None
         if entry is not None:
             entry[0].close()
 
     @property
     def retrying(self) -> int:
         return len(self._retries)
+
+    # a task beside the reading loop ---------------------------------------
+    def start_task(self, func: Callable[..., None], *args: Any) -> None:
+        """Run `func(self, *args)` in a greenlet of its own that dies with the connection.
+
+        The connection holds the greenlet only while it runs: a finished one
+        (about 700 bytes) is not kept for the connection's life.
+        """
+        task = self._task = gevent.spawn(func, self, *args)
+        task.rawlink(self._task_done)
+
+    def _task_done(self, task: gevent.Greenlet) -> None:
+        if self._task is task:
+            self._task = None
 
     # closing -------------------------------------------------------------
     def close(self, code: int = 1000, reason: str = "") -> None:
@@ -228,7 +267,7 @@ class Connection:
     def _finish(self) -> None:
         for entry in self._retries.values():
             entry[0].close()
-        self._retries.clear()
+        self._retries = _NO_RETRIES
         writer = self._writer
         if writer is not None:
             writer.join(timeout=CLOSE_GRACE)
@@ -236,13 +275,33 @@ class Connection:
                 self._writer.kill(block=False)
         if self._close_timer is not None:
             self._close_timer.close()
+        if self._idle_timer is not None:
+            self._idle_timer.close()
+        task = self._task
+        if task is not None:
+            self._task = None
+            task.kill(block=False)
+        # The reader refers back to the connection (its `_recv`): no cycle outlives it.
+        self._reader = None
         self.closing = True
 
     # reading -------------------------------------------------------------
+    def _recv(self, n: int) -> bytes:
+        data = self._sock.recv(n)
+        if data:
+            # Any bytes from the peer restart the idle countdown.
+            self._idle_timer.again(self._on_idle)
+        return data
+
+    def _on_idle(self) -> None:
+        self.close(1000, "idle timeout")
+
     def run(self, on_text: Callable[["Connection", str], None],
             on_binary: Callable[["Connection", bytes], None]) -> None:
         """Read frames until the connection ends; text goes to `on_text`."""
-        reader = FrameReader(self._rfile.read, self._max_frame)
+        reader = self._reader
+        self._idle_timer = self._loop.timer(self._idle, self._idle)
+        self._idle_timer.start(self._on_idle)
         try:
             while True:
                 try:
@@ -253,6 +312,7 @@ class Connection:
                     self._discard_input()
                     break
                 except socket.timeout:
+                    # A read that began while the writer had set the socket's time-out.
                     self.close(1000, "idle timeout")
                     break
                 except (ConnectionLost, OSError, ValueError):
@@ -325,8 +385,9 @@ class Connection:
         which can destroy our close frame before the peer reads it; the
         grace timer bounds the wait.
         """
+        recv = self._sock.recv
         try:
-            while self._rfile.read1(65536):
+            while recv(65536):
                 pass
         except (OSError, ValueError):
             pass

@@ -66,7 +66,11 @@ class FrameReader:
     (validated UTF-8), for binary `bytes`, for close/ping/pong the raw bytes.
     A control frame may arrive between the fragments of a message (RFC 6455
     5.4), so the message being assembled lives on the reader, not in `read()`.
+
+    `read(n)` is the byte source: it returns n bytes, fewer only at EOF.
     """
+
+    __slots__ = ("_read", "max_message", "_opcode", "_parts", "_size", "_decoder")
 
     def __init__(self, read: Callable[[int], bytes], max_message: int) -> None:
         self._read = read
@@ -75,8 +79,8 @@ class FrameReader:
 
     def _reset(self) -> None:
         self._opcode: int | None = None
-        self._parts: list[bytes] = []
-        self._text: list[str] = []
+        # The fragments of the message being assembled: `str` for text, `bytes` for binary.
+        self._parts: list | None = None
         self._size = 0
         self._decoder: codecs.IncrementalDecoder | None = None
 
@@ -125,6 +129,14 @@ class FrameReader:
             else:
                 if self._opcode is not None:
                     raise ProtocolViolation(1002, "new message inside a fragmented one")
+                if fin:
+                    # A message in a single frame (the usual case).
+                    if op == OP_TEXT:
+                        try:
+                            return op, payload.decode("utf-8")
+                        except UnicodeDecodeError:
+                            raise ProtocolViolation(1007, "invalid UTF-8 in a text message") from None
+                    return op, payload
                 self._opcode = op
                 if op == OP_TEXT:
                     self._decoder = codecs.getincrementaldecoder("utf-8")()
@@ -132,18 +144,84 @@ class FrameReader:
             if self._decoder is not None:
                 try:
                     # Incremental: invalid UTF-8 fails on the fragment that holds it.
-                    self._text.append(self._decoder.decode(payload, final=fin))
+                    part: bytes | str = self._decoder.decode(payload, final=fin)
                 except UnicodeDecodeError:
                     raise ProtocolViolation(1007, "invalid UTF-8 in a text message") from None
             else:
-                self._parts.append(payload)
+                part = payload
             if fin:
-                if self._opcode == OP_TEXT:
-                    message: tuple[int, bytes | str] = (OP_TEXT, "".join(self._text))
-                else:
-                    message = (OP_BINARY, b"".join(self._parts))
+                parts = self._parts
+                if parts is not None:
+                    parts.append(part)
+                    part = ("" if self._opcode == OP_TEXT else b"").join(parts)
+                message: tuple[int, bytes | str] = (self._opcode, part)
                 self._reset()
                 return message
+            if self._parts is None:
+                self._parts = [part]
+            else:
+                self._parts.append(part)
+
+
+#: What a `SocketFrameReader` asks its socket for when it needs a few bytes.
+RECV_SIZE = 4096
+#: The largest single recv for a large payload.
+RECV_CHUNK_MAX = 1 << 20
+
+
+class SocketFrameReader(FrameReader):
+    """A `FrameReader` straight on a socket's `recv`, with no buffer kept while idle.
+
+    `recv(n)` returns at most n bytes, b"" at EOF.  Small reads ask for
+    RECV_SIZE bytes at once, so a burst of frames costs one call; the bytes
+    beyond the current frame wait in `_buf`, which is dropped as soon as it
+    is used up, so an idle connection holds no read buffer at all.  A large
+    payload is read into one buffer of its exact size.  `pending` is what was
+    read from the socket before (behind the handshake).
+    """
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self, recv: Callable[[int], bytes], max_message: int, pending: bytes = b"") -> None:
+        super().__init__(recv, max_message)
+        self._buf = pending
+        self._pos = 0
+
+    def _exact(self, n: int) -> bytes:
+        buf, pos = self._buf, self._pos
+        end = pos + n
+        if end < len(buf):
+            self._pos = end
+            return buf[pos:end]
+        if end == len(buf):
+            self._buf, self._pos = b"", 0
+            return buf[pos:] if pos else buf
+        have = buf[pos:]
+        self._buf, self._pos = b"", 0
+        recv = self._read
+        if n > RECV_SIZE:
+            # A large payload: one buffer of its size, no read-ahead.
+            out = bytearray(n)
+            view = memoryview(out)
+            got = len(have)
+            view[:got] = have
+            while got < n:
+                chunk = recv(min(n - got, RECV_CHUNK_MAX))
+                if not chunk:
+                    raise ConnectionLost("connection closed mid-frame")
+                view[got:got + len(chunk)] = chunk
+                got += len(chunk)
+            view.release()
+            return bytes(out)
+        while len(have) < n:
+            chunk = recv(RECV_SIZE)
+            if not chunk:
+                raise ConnectionLost("connection closed mid-frame")
+            have = have + chunk if have else chunk
+        if len(have) > n:
+            self._buf, self._pos = have, n
+            return have[:n]
+        return have
 
 
 def _check_close(payload: bytes) -> None:

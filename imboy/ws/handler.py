@@ -14,8 +14,11 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from geventwebsocket.handler import WebSocketHandler
+from gevent import Greenlet, getcurrent
+from gevent.pool import PoolFull
 from gevent.pywsgi import WSGIHandler
+from gevent.socket import socket as GeventSocket
+from geventwebsocket.handler import WebSocketHandler
 
 from ..errors import (ImboyError, NotFound, RefreshTokenNotAccepted, ServiceUnavailable, TokenExpired,
                       TokenInvalid)
@@ -86,17 +89,66 @@ def decide(environ: dict[str, Any], imboy: Any) -> tuple[int, str, str]:
     return uid, device, accept
 
 
-#: Bytes buffered per connection for reading.  gevent's default is 8 KiB,
-#: held for a WebSocket's whole life; frames here are small, and the reader
-#: asks for larger payloads in one call anyway.
+#: Bytes buffered for reading an HTTP request (gevent's default is 8 KiB).
+#: The reader lives only as long as the request: an upgraded connection
+#: reads its frames from the socket itself.
 READ_BUFFER = 1024
 
 
 class ImboyWebSocketHandler(WebSocketHandler):
-    """gevent-websocket's handler with the imboy handshake and connection loop."""
+    """gevent-websocket's handler with the imboy handshake and connection loop.
+
+    Once the handshake is accepted, nothing of the HTTP request is kept for
+    the WebSocket's life: `run_application` answers 101 and leaves the
+    connection in `_upgraded`, pywsgi's request loop returns without closing
+    the socket, and `handle` hands the connection to a fresh greenlet whose
+    stack is only the connection's, then lets the request's greenlet end.
+    The fresh greenlet takes the request greenlet's place in the server's
+    pool (gunicorn's `worker_connections`), so the pool still counts every
+    connection and `server.stop()` still reaches it.
+    """
 
     def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None) -> None:
         super().__init__(sock, address, server, rfile if rfile is not None else sock.makefile("rb", READ_BUFFER))
+        self._upgraded: tuple | None = None
+
+    def handle(self) -> None:
+        WSGIHandler.handle(self)
+        upgraded = self._upgraded
+        if upgraded is None:
+            return
+        pool = getattr(self.server, "pool", None)
+        # The request, its headers, environ, reader and input die here.
+        self.__dict__.clear()
+        sock = upgraded[1]
+        if type(sock) is not GeventSocket:
+            # A wrapped socket (TLS) is not moved: served in place.
+            _serve(*upgraded)
+            return
+        # The server closes the socket object it gave this greenlet when the
+        # greenlet ends: the connection gets its own object for the same file.
+        own = GeventSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        task = Greenlet(_serve, upgraded[0], own, *upgraded[2:])
+        del upgraded, sock
+        current = getcurrent()
+        if pool is not None and current in pool:
+            # Hand this greenlet's place in the pool to the connection's; no
+            # switch happens between the two, so the place cannot be taken.
+            pool.discard(current)
+            try:
+                pool.add(task, blocking=False)
+            except PoolFull:  # not expected; serve it all the same
+                log.warning("connection not counted in the server's pool")
+        task.start()
+
+    def handle_one_request(self) -> Any:
+        result = WSGIHandler.handle_one_request(self)
+        if self._upgraded is not None:
+            # The socket belongs to the WebSocket now: pywsgi's loop must neither
+            # read another request from it nor close it.
+            self.socket = None
+            return None
+        return result
 
     def run_application(self) -> None:
         if self.environ.get("PATH_INFO") not in WS_PATHS:
@@ -123,9 +175,9 @@ class ImboyWebSocketHandler(WebSocketHandler):
             ("Sec-WebSocket-Accept", accept), ("Sec-WebSocket-Protocol", "text")])
         self.write(b"")
         self.close_connection = True
-        # The request is over: keep nothing of it for the connection's life.
-        self.environ = {}
-        imboy.router.serve(self.socket, self.rfile, uid, device)
+        # Served by `handle` once the request is over; the bytes the request's
+        # reader already holds are the start of the first frames.
+        self._upgraded = (imboy.router, self.socket, _buffered(self.rfile, self.socket), uid, device)
 
     def _refuse(self, refusal: Refusal) -> None:
         self.close_connection = True
@@ -137,3 +189,47 @@ class ImboyWebSocketHandler(WebSocketHandler):
     def log_request(self) -> None:
         if self.server.log is not None:
             WSGIHandler.log_request(self)
+
+
+def _serve(router: Any, sock: Any, pending: bytes, uid: int, device: str) -> None:
+    """The connection's greenlet: its whole stack is this and the reading loop."""
+    try:
+        router.serve(sock, pending, uid, device)
+    except Exception:
+        log.exception("WebSocket of uid=%s failed", uid)
+    finally:
+        _close(sock)
+
+
+def _buffered(rfile: Any, sock: Any) -> bytes:
+    """What `rfile` has read past the request, without waiting for more.
+
+    A client may send frames right behind its handshake; whatever of them
+    the buffered reader took from the socket is handed to the connection.
+    """
+    timeout = sock.timeout
+    sock.settimeout(0.0)
+    try:
+        return rfile.read1(READ_BUFFER) or b""
+    except (BlockingIOError, InterruptedError):
+        return b""
+    finally:
+        sock.settimeout(timeout)
+
+
+def _close(sock: Any) -> None:
+    """Close a served WebSocket as pywsgi closes a finished request's socket.
+
+    Unread input at close makes the kernel answer with a reset, so whatever
+    the peer still sent is read out (without waiting) first.
+    """
+    raw = getattr(sock, "_sock", None)
+    try:
+        if raw is not None:
+            try:
+                raw.recv(16384)
+            finally:
+                raw.close()
+        sock.close()
+    except OSError:
+        pass
