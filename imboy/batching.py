@@ -17,7 +17,9 @@ With `lanes` > 1, items go to one of several such queues by `lane(item)`
 (the message id, say), each committing on its own database connection:
 while one lane waits for the database another prepares its batch.  Items
 with the same lane key stay in order; the caller must not need more (a
-sender whose connection waits for each result never has two items queued).
+sender's messages all go to the lane of its user id).  Two lanes (or two
+nodes) may insert the same unique key at once; the batch that loses is run
+once more and then finds the other's row.
 
 `run` blocks the caller until its item is committed; `submit` returns at
 once and calls `done(ok, value)` from the committing greenlet (a reading
@@ -31,12 +33,14 @@ from collections import deque
 from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import gevent
+import pymysql
 from gevent.event import AsyncResult, Event
 
 from .db import Database, Tx
 from .errors import ImboyError
 
 log = logging.getLogger("imboy.db")
+_DUPLICATE_KEY = 1062
 
 I = TypeVar("I")
 T = TypeVar("T")
@@ -108,7 +112,14 @@ class _Lane(Generic[I, T]):
     def _commit(self, entries: list[tuple[I, Done]]) -> None:
         items = [item for item, _ in entries]
         try:
-            outcomes = self.db.run(self.name, self.batch, items)
+            try:
+                outcomes = self.db.run(self.name, self.batch, items)
+            except pymysql.err.IntegrityError as exc:
+                if not exc.args or exc.args[0] != _DUPLICATE_KEY:
+                    raise
+                # Another lane (or node) committed the same key first: run the
+                # batch again, it now sees that row (a resend, or an id in use).
+                outcomes = self.db.run(self.name, self.batch, items)
         except BaseException as exc:
             # Not committed: no write of this batch is durable, so none is acknowledged.
             error = exc if isinstance(exc, Exception) else RuntimeError("interrupted")

@@ -216,12 +216,14 @@ SQL_METHODS = {"execute", "executemany", "one", "all", "scalar", "insert"}
 
 
 def _is_marks_join(node: ast.AST) -> bool:
-    """`", ".join(["%s"] * n)`: placeholders, never values."""
+    """`", ".join(["%s"] * n)` or `" OR ".join(["(`a` = %s AND `b` = %s)"] * n)`:
+    one constant text repeated, so placeholders, never values."""
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join"
             and isinstance(node.func.value, ast.Constant) and len(node.args) == 1
             and isinstance(node.args[0], ast.BinOp) and isinstance(node.args[0].op, ast.Mult)
-            and isinstance(node.args[0].left, ast.List)
-            and [getattr(e, "value", None) for e in node.args[0].left.elts] == ["%s"])
+            and isinstance(node.args[0].left, ast.List) and len(node.args[0].left.elts) == 1
+            and isinstance(node.args[0].left.elts[0], ast.Constant)
+            and isinstance(node.args[0].left.elts[0].value, str))
 
 
 def _constant_text(node: ast.AST) -> bool:
@@ -350,9 +352,11 @@ def test_the_sql_check_catches_formatting():
             tx.all(query)
             fine = "SELECT 1"
             tx.all(fine)
+            where = " OR ".join([name] * 2)
+            tx.all(f"SELECT * FROM t WHERE {where}")
     ''')
     problems = sql_formatting_problems(bad, "bad.py")
-    assert len(problems) == 6, problems
+    assert len(problems) == 7, problems
     good = textwrap.dedent('''
         COLS = "`id`, `name`"
 
@@ -362,6 +366,8 @@ def test_the_sql_check_catches_formatting():
             marks = ", ".join(["%s"] * len(ids))
             lock = " FOR UPDATE" if for_update else ""
             tx.all(f"SELECT {COLS} FROM t WHERE `{column}` IN ({marks}){lock}", ids)
+            pairs = " OR ".join(["(`a` = %s AND `b` = %s)"] * len(ids))
+            tx.all(f"SELECT * FROM t WHERE {pairs}", ids)
             tx.execute(f"{tx.insert_ignore} INTO t (a) VALUES (%s)" + tx.upsert_suffix(["a"], ["b"]), (1,))
     ''')
     assert sql_formatting_problems(good, "good.py") == []

@@ -37,7 +37,7 @@ class MessageService:
         self.pending_limit = pending_limit
         # Sends and acks of many connections share transactions and commits.
         self._sends: GroupCommit[tuple, Stored] = GroupCommit(
-            db, "messages.send_c2c", self._store_c2c, lanes=2, lane=lambda item: item[2])
+            db, "messages.send_c2c", self._store_c2c, lanes=2, lane=lambda item: item[0])
         self._acks: GroupCommit[tuple[int, str], bool] = GroupCommit(
             db, "messages.ack_c2c", _ack_c2c, lanes=2, lane=lambda item: item[1])
         # Recipient -> how many more messages it can surely take before the
@@ -47,9 +47,19 @@ class MessageService:
             db, "messages.ack_c2g", _ack_c2g, lanes=2, lane=lambda item: item[1])
 
     # one-to-one -----------------------------------------------------------
-    def send_c2c(self, from_uid: int, to_uid: int, msg_id: str, payload: str, created_at: int) -> Stored:
-        """Store a message idempotently by id; a resend returns the first copy."""
-        return self._sends.run((from_uid, to_uid, msg_id, payload, created_at))
+    def send_c2c(self, from_uid: int, to_uid: int, msg_id: str, payload: str, created_at: int,
+                 done: Callable[[bool, Any], None] | None = None) -> Stored | None:
+        """Store a message idempotently by id; a resend returns the first copy.
+
+        With `done`, returns at once and calls `done(True, stored)` or
+        `done(False, error)` after the commit; one sender's messages are
+        stored and reported in the order they were given.
+        """
+        item = (from_uid, to_uid, msg_id, payload, created_at)
+        if done is None:
+            return self._sends.run(item)
+        self._sends.submit(item, done)
+        return None
 
     def _store_c2c(self, tx: Tx, items: Sequence[tuple]) -> list[Stored | ImboyError]:
         """A batch of sends in five statements, whatever its size."""

@@ -31,8 +31,10 @@ log = logging.getLogger("imboy.ws")
 MAX_ID = 40
 # Seconds between attempts to load the pending store at connect.
 FLUSH_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
-# At most this long a frame waits for the acks before it to be stored.
+# At most this long a frame waits for the messages and acks before it to be stored.
 SETTLE_TIMEOUT = 30.0
+# Frames of one connection being stored at once; the next one waits.
+MAX_IN_FLIGHT = 64
 
 
 def _msg_id(frame: dict[str, Any]) -> str:
@@ -87,11 +89,11 @@ class Router:
             "GROUP": self.on_c2g,
             "C2G_CLIENT_ACK": self.on_c2g_ack,
         }
-        # Acks are stored without holding up the reading loop (a client acks in
-        # bursts); any other frame first waits for its connection's acks to be
-        # stored, so a connection's frames still take effect in order.
-        self._async = (self.on_c2c_ack, self.on_c2g_ack)
-        self._inflight: dict[int, list] = {}  # conn id -> [acks being stored, Event or None]
+        # One-to-one messages and acks are stored without holding up the
+        # reading loop (up to MAX_IN_FLIGHT per connection, in order); any other
+        # frame first waits for them, so a connection's frames take effect in order.
+        self._async = (self.on_c2c, self.on_c2c_ack, self.on_c2g_ack)
+        self._inflight: dict[int, list] = {}  # conn id -> [frames being stored, Event or None]
         # Counters of every frame, looked up once rather than per frame.
         frames_in = self.metrics.frames_in
         self._frames_in = {kind: frames_in.labels(kind) for kind in [*self._handlers, "ping", "unknown"]}
@@ -99,15 +101,18 @@ class Router:
         self._ack_counts = {kind: acks.labels(kind) for kind in ("c2c_server", "c2g_server", "c2c_client", "c2g_client")}
         self._frames_out = {kind: frames_out.labels(kind) for kind in ("C2C", "C2G")}
         self._latency = {kind: latency.labels(kind) for kind in ("c2c", "c2g")}
+        # Bound once, not per connection (two bound methods held for a connection's life).
+        self._callbacks = (self.on_text, self.on_binary)
 
     # connection lifecycle -----------------------------------------------------
-    def serve(self, sock: Any, rfile: Any, uid: int, device: str) -> None:
+    def serve(self, sock: Any, pending: bytes, uid: int, device: str) -> None:
+        """Serve an upgraded socket; `pending` holds bytes read past the handshake."""
         if _peer_gone(sock):
             # The client gave up while its handshake waited (a reconnect storm):
             # registering it now would kick the connection it has opened since.
             log.debug("uid=%s left before its connection was served", uid)
             return
-        conn = Connection(sock, rfile, uid, device, self.config, self.metrics)
+        conn = Connection(sock, pending, uid, device, self.config, self.metrics)
         if self.echo:
             # Not registered: an echo connection is nobody's presence.
             conn.run(echo_text, echo_binary)
@@ -117,14 +122,12 @@ class Router:
         connections.inc()
         if old is not None:
             self.kick(old)
-        flusher = None
         try:
-            flusher = gevent.spawn(self.flush_pending, conn, first)
-            conn.run(self.on_text, self.on_binary)
+            # Held by the connection only while it runs; killed when the connection ends.
+            conn.start_task(self.flush_pending, first)
+            conn.run(*self._callbacks)
         finally:
             connections.dec()
-            if flusher is not None:
-                flusher.kill(block=False)
             if self.registry.remove(conn):
                 try:
                     self.presence.disconnected(uid)
@@ -214,14 +217,24 @@ class Router:
             conn.send(error_frame(1, "Internal error", frame.get("id")))
 
     def on_c2c(self, conn: Connection, frame: dict[str, Any]) -> None:
+        """Stored in the next batch while the reading loop goes on; the server ack
+        follows the commit (in the order the client sent its messages)."""
         msg_id = _msg_id(frame)
         to = _target(frame, "recipient")
-        stored = self.messages.send_c2c(conn.uid, to, msg_id, _payload(frame), _created_at(frame))
-        conn.send(server_ack("C2C_SERVER_ACK", msg_id, stored.row["server_ts"]))
-        self._ack_counts["c2c_server"].inc()
-        if stored.new:
-            self.registry.push(to, c2c_frame(stored.row), "c2c:" + msg_id)
-            self._frames_out["C2C"].inc()
+
+        def done(ok: bool, stored: Any) -> None:
+            if not ok:
+                self._refuse(conn, stored, msg_id)
+                return
+            conn.send(server_ack("C2C_SERVER_ACK", msg_id, stored.row["server_ts"]))
+            self._ack_counts["c2c_server"].inc()
+            if stored.new:
+                self.registry.push(to, c2c_frame(stored.row), "c2c:" + msg_id)
+                self._frames_out["C2C"].inc()
+
+        payload, created_at = _payload(frame), _created_at(frame)
+        self._tracked(conn, done, lambda finish: self.messages.send_c2c(
+            conn.uid, to, msg_id, payload, created_at, finish))
 
     def on_c2c_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
         """Stored without holding up the reading loop; nothing is sent back unless it fails."""
@@ -235,7 +248,7 @@ class Router:
             else:
                 self._refuse(conn, found if not ok else BadRequest("Unknown message"), msg_id)
 
-        self.messages.ack_c2c_later(conn.uid, msg_id, self._tracked(conn, done))
+        self._tracked(conn, done, lambda finish: self.messages.ack_c2c_later(conn.uid, msg_id, finish))
 
     def on_revoke(self, conn: Connection, frame: dict[str, Any]) -> None:
         msg_id = _msg_id(frame)
@@ -273,29 +286,42 @@ class Router:
             else:
                 self._refuse(conn, error, msg_id)
 
-        self.messages.ack_c2g_later(conn.uid, msg_id, self._tracked(conn, done))
+        self._tracked(conn, done, lambda finish: self.messages.ack_c2g_later(conn.uid, msg_id, finish))
 
-    def _tracked(self, conn: Connection, done: Callable[[bool, Any], None]) -> Callable[[bool, Any], None]:
-        """Count an ack of `conn` as in flight until `done` ran."""
+    def _tracked(self, conn: Connection, done: Callable[[bool, Any], None],
+                 submit: Callable[[Callable[[bool, Any], None]], None]) -> None:
+        """`submit(callback)` a frame of `conn` for storing; it counts as in flight until
+        `done` ran (or `submit` itself failed: then nothing was queued)."""
         entry = self._inflight.get(conn.id)
+        if entry is not None and entry[0] >= MAX_IN_FLIGHT:
+            self._settle(conn)
+            entry = self._inflight.get(conn.id)
         if entry is None:
             entry = self._inflight[conn.id] = [0, None]
         entry[0] += 1
+
+        def release() -> None:
+            entry[0] -= 1
+            if entry[0] == 0:
+                if self._inflight.get(conn.id) is entry:
+                    del self._inflight[conn.id]
+                if entry[1] is not None:
+                    entry[1].set()
 
         def finish(ok: bool, value: Any) -> None:
             try:
                 done(ok, value)
             finally:
-                entry[0] -= 1
-                if entry[0] == 0:
-                    del self._inflight[conn.id]
-                    if entry[1] is not None:
-                        entry[1].set()
+                release()
 
-        return finish
+        try:
+            submit(finish)
+        except BaseException:
+            release()
+            raise
 
     def _settle(self, conn: Connection) -> None:
-        """Wait until the acks `conn` sent before are stored."""
+        """Wait until the messages and acks `conn` sent before are stored."""
         entry = self._inflight.get(conn.id)
         if entry is not None:
             if entry[1] is None:
