@@ -29,13 +29,14 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 import gevent
+from gevent.socket import socket as GeventSocket
 from gevent.event import Event
 
 from ..jsonutil import loads
 from ..ratelimit import TokenBucket
 from ..wire import error_frame
 from .frames import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ConnectionLost, ProtocolViolation,
-                     SocketFrameReader, close_payload, encode_frame)
+                     SocketFrameReader, close_payload, encode_frame, encode_text)
 
 log = logging.getLogger("imboy.ws")
 
@@ -58,7 +59,7 @@ class Connection:
     __slots__ = ("id", "uid", "device", "_sock", "_reader", "_out", "_out_bytes", "_writer", "_retries",
                  "_schedule", "_queue_limit", "_queue_bytes", "_loop", "closing", "close_code",
                  "_close_timer", "_drained", "_bucket", "_strikes", "_credit", "_credit_cap", "_metrics",
-                 "_idle", "_idle_timer", "_task", "__weakref__")
+                 "_idle", "_idle_timer", "_task", "_raw", "__weakref__")
 
     def __init__(self, sock: Any, pending: bytes, uid: int, device: str, config: dict[str, Any],
                  metrics: Any = None) -> None:
@@ -67,6 +68,9 @@ class Connection:
         self.uid = uid
         self.device = device
         self._sock = sock
+        # The plain socket under gevent's, written to directly when nothing is
+        # queued (never a TLS socket: its bytes must go through the wrapper).
+        self._raw = sock._sock if type(sock) is GeventSocket else None
         self._reader = SocketFrameReader(self._recv, config["MAX_FRAME_BYTES"], pending)
         self._out: deque[bytes] | tuple = _NOTHING
         self._out_bytes = 0
@@ -101,7 +105,7 @@ class Connection:
     # writing -------------------------------------------------------------
     def send(self, text: str) -> bool:
         """Queue one text frame; False when the connection is closing or was closed."""
-        return self._enqueue(encode_frame(OP_TEXT, text.encode("utf-8")))
+        return self._enqueue(encode_text(text))
 
     def send_binary(self, data: bytes) -> bool:
         return self._enqueue(encode_frame(OP_BINARY, data))
@@ -123,6 +127,21 @@ class Connection:
             self._out_bytes = 0
             self.close(1008, "send queue full")
             return False
+        if not out and self._writer is None and self._raw is not None:
+            # Nothing queued and no writer: try the socket at once (a
+            # non-blocking call, so no other writer can run meanwhile); a
+            # writer greenlet is needed only for what the kernel did not take.
+            try:
+                sent = self._raw.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.closing = True
+                self._shutdown()
+                return False
+            if sent == len(data):
+                return True
+            data = data[sent:]
         if out is _NOTHING:
             out = self._out = deque()
         out.append(data)
@@ -174,16 +193,20 @@ class Connection:
                 return False
         return not self.closing
 
-    def push(self, frame: str, retry_key: str | None = None) -> None:
+    def push(self, frame: str | bytes, retry_key: str | None = None) -> None:
         """Send a message frame and, with a key, re-send it on the retry schedule.
 
+        `frame` is the message text, or its WebSocket frame already encoded
+        (`encode_text`: a group message is encoded once for all members).
         A key already retrying here was delivered moments ago: a message
         stored while this connection was flushing its pending store reaches
         it both live and from the flush, and must arrive once.
         """
         if retry_key is not None and retry_key in self._retries:
             return
-        if not self.send(frame):
+        if isinstance(frame, str):
+            frame = encode_text(frame)
+        if not self._enqueue(frame):
             return
         if self._credit < self._credit_cap:
             self._credit += 1
@@ -191,7 +214,7 @@ class Connection:
             return
         self._arm(retry_key, frame, 0)
 
-    def _arm(self, key: str, frame: str, step: int) -> None:
+    def _arm(self, key: str, frame: bytes, step: int) -> None:
         retries = self._retries
         if retries is _NO_RETRIES:
             retries = self._retries = {}
@@ -213,7 +236,7 @@ class Connection:
             # Still busy sending: try this step again later instead of piling up.
             self._arm(key, frame, step)
             return
-        self.send(frame)
+        self._enqueue(frame)
         if self._metrics is not None:
             self._metrics.retries.inc()
         self._arm(key, frame, step + 1)
@@ -297,8 +320,14 @@ class Connection:
         self.close(1000, "idle timeout")
 
     def run(self, on_text: Callable[["Connection", str], None],
-            on_binary: Callable[["Connection", bytes], None]) -> None:
-        """Read frames until the connection ends; text goes to `on_text`."""
+            on_binary: Callable[["Connection", bytes], None],
+            settle: Callable[["Connection"], None] | None = None) -> None:
+        """Read frames until the connection ends; text goes to `on_text`.
+
+        `settle(conn)` waits for the work of earlier frames still in flight:
+        the client's close is answered only after it, so what a client sent
+        before closing has taken effect when it sees the close.
+        """
         reader = self._reader
         self._idle_timer = self._loop.timer(self._idle, self._idle)
         self._idle_timer.start(self._on_idle)
@@ -329,6 +358,8 @@ class Connection:
                     self._enqueue(encode_frame(OP_PONG, data))
                 elif opcode == OP_CLOSE:
                     if not self.closing:
+                        if settle is not None:
+                            settle(self)
                         code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1000
                         self.close(code)
                     break

@@ -42,6 +42,11 @@ def encode_frame(opcode: int, payload: bytes) -> bytes:
     return header + payload
 
 
+def encode_text(text: str) -> bytes:
+    """A text message as one frame."""
+    return encode_frame(OP_TEXT, text.encode("utf-8"))
+
+
 def close_payload(code: int, reason: str = "") -> bytes:
     return struct.pack("!H", code) + reason.encode("utf-8")[:120]
 

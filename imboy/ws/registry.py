@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
+from .frames import encode_text
+
 if TYPE_CHECKING:
     from .connection import Connection
 
@@ -76,11 +78,12 @@ class LocalRegistry:
         """`push` to each of `uids` (a group's members); returns the connections reached here."""
         reached = 0
         users = self._users
+        data = encode_text(frame)  # one encoding for every member
         for uid in uids:
             devices = users.get(uid)
             if devices:
                 for conn in list(devices.values()):
-                    conn.push(frame, retry_key)
+                    conn.push(data, retry_key)
                 reached += len(devices)
         return reached
 

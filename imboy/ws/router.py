@@ -102,7 +102,7 @@ class Router:
         self._frames_out = {kind: frames_out.labels(kind) for kind in ("C2C", "C2G")}
         self._latency = {kind: latency.labels(kind) for kind in ("c2c", "c2g")}
         # Bound once, not per connection (two bound methods held for a connection's life).
-        self._callbacks = (self.on_text, self.on_binary)
+        self._callbacks = (self.on_text, self.on_binary, self._settle)
 
     # connection lifecycle -----------------------------------------------------
     def serve(self, sock: Any, pending: bytes, uid: int, device: str) -> None:
@@ -128,6 +128,8 @@ class Router:
             conn.run(*self._callbacks)
         finally:
             connections.dec()
+            # What the client sent before it left is stored before it is gone.
+            self._settle(conn)
             if self.registry.remove(conn):
                 try:
                     self.presence.disconnected(uid)
