@@ -53,3 +53,36 @@ def test_a_handshake_whose_client_gave_up_does_not_replace_the_new_connection(ma
     assert live.expect_type("C2C")["id"] == "storm-1"
     live.close()
     cb.close()
+
+
+def test_a_user_back_before_the_departure_is_announced_is_not_shown_offline(imboy, server, users, monkeypatch):
+    """Departures are announced a little later (bounded, behind the handshakes); a user who
+    reconnected meanwhile must not appear offline to friends."""
+    a, b = users(2)
+    befriend(imboy, a, b)
+    cb = connect(server, b)
+    ca = connect(server, a)
+    assert _presence_of(cb, a, 2.0) == ["online"]
+    real = imboy.presence._state_and_friends
+
+    def slow(uid):
+        gevent.sleep(0.5)  # the departure's read is still running when A comes back
+        return real(uid)
+
+    monkeypatch.setattr(imboy.presence, "_state_and_friends", slow)
+    ca.close()
+    gevent.sleep(0.1)
+    ca = connect(server, a)
+    notices = _presence_of(cb, a, 1.5)
+    assert notices in ([], ["online"])  # never a trailing "offline"
+    assert_open(ca)
+    ca.close()
+    # A real departure is still announced.
+    assert _presence_of(cb, a, 2.0) == ["offline"]
+    cb.close()
+
+
+def _presence_of(client, who, seconds: float) -> list[str]:
+    """The presence notices (S2C 1019) about `who` arriving within `seconds`."""
+    return [f["payload"]["content"] for _, f in collect(client, seconds, "S2C")
+            if f["payload"]["msg_type"] == "1019" and f["from"] == who.hashid]

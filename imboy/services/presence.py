@@ -5,18 +5,29 @@ A user appears online to friends while connected and their chosen state is
 """
 from __future__ import annotations
 
+import logging
+from collections import deque
 from typing import Any, Iterable
 
-from ..db import Database, Tx
+import gevent
+
+from ..db import Database
+from ..errors import ImboyError
 from ..repositories import friends as friends_repo
 from ..repositories import users as users_repo
 from ..wire import s2c_frame
+
+log = logging.getLogger("imboy.presence")
+# Greenlets announcing departures (see `departed`).
+DEPARTURE_WORKERS = 2
 
 
 class PresenceService:
     def __init__(self, db: Database, registry: Any) -> None:
         self.db = db
         self.registry = registry
+        self._departures: deque[int] = deque()
+        self._departing = 0
 
     def _state_and_friends(self, uid: int) -> tuple[str, list[int]]:
         return self.db.run("presence.load", friends_repo.state_and_friend_ids, uid)
@@ -25,17 +36,35 @@ class PresenceService:
         for friend in self.registry.online(friends):
             self.registry.push(friend, s2c_frame("1019", uid, friend, content))
 
-    def connected(self, uid: int) -> None:
-        """The user's first connection opened."""
-        state, friends = self._state_and_friends(uid)
-        if state == "online":
-            self.tell_friends(uid, friends, "online")
+    def departed(self, uid: int) -> None:
+        """The user's last connection closed: friends online hear it soon after.
 
-    def disconnected(self, uid: int) -> None:
-        """The user's last connection closed."""
-        state, friends = self._state_and_friends(uid)
-        if state == "online":
-            self.tell_friends(uid, friends, "offline")
+        Departures are announced by at most DEPARTURE_WORKERS greenlets, in
+        order: when thousands of clients drop at once (a network blip, a
+        restart), their announcements must not take the database from the
+        handshakes of the same clients coming back.  A user who is back by
+        the time their turn comes is not announced as gone.
+        """
+        self._departures.append(uid)
+        if self._departing < DEPARTURE_WORKERS:
+            self._departing += 1
+            gevent.spawn(self._announce_departures)
+
+    def _announce_departures(self) -> None:
+        try:
+            while self._departures:
+                uid = self._departures.popleft()
+                try:
+                    if self.registry.is_online(uid):
+                        continue
+                    state, friends = self._state_and_friends(uid)
+                    # Asked again: the user may have come back during the read.
+                    if state == "online" and not self.registry.is_online(uid):
+                        self.tell_friends(uid, friends, "offline")
+                except ImboyError as exc:
+                    log.warning("presence for uid=%s not announced: %s", uid, exc.msg)
+        finally:
+            self._departing -= 1
 
     def state_changed(self, uid: int, state: str) -> None:
         """After /user/change_state committed: friends online hear the new state."""

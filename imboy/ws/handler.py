@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import socket
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -157,6 +158,12 @@ class ImboyWebSocketHandler(WebSocketHandler):
         imboy = self.application.extensions["imboy"]
         gate = imboy.handshake_gate
         handshakes = imboy.metrics.handshakes
+        if peer_gone(self.socket):
+            # Its client gave up while the request waited to be read (a
+            # reconnect storm): no database work for a connection nobody holds.
+            handshakes.labels("gone").inc()
+            self.close_connection = True
+            return
         if not gate.acquire(blocking=False):
             handshakes.labels("busy").inc()
             self._refuse(Refusal("503 Service Unavailable", b"Too many handshakes, retry"))
@@ -189,6 +196,17 @@ class ImboyWebSocketHandler(WebSocketHandler):
     def log_request(self) -> None:
         if self.server.log is not None:
             WSGIHandler.log_request(self)
+
+
+def peer_gone(sock: Any) -> bool:
+    """Whether the client already closed or reset the connection (asked without waiting)."""
+    raw = getattr(sock, "_sock", sock)
+    try:
+        return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
 
 
 def _serve(router: Any, sock: Any, pending: bytes, uid: int, device: str) -> None:

@@ -13,7 +13,6 @@ the reader, writer and handshake that production uses.
 from __future__ import annotations
 
 import logging
-import socket
 from typing import Any, Callable
 
 import gevent
@@ -25,6 +24,7 @@ from ..errors import BadRequest, ImboyError
 from ..jsonutil import loads
 from ..wire import c2c_frame, c2g_frame, error_frame, revoke_frame, s2c_frame, server_ack
 from .connection import Connection
+from .handler import peer_gone
 
 log = logging.getLogger("imboy.ws")
 
@@ -107,7 +107,7 @@ class Router:
     # connection lifecycle -----------------------------------------------------
     def serve(self, sock: Any, pending: bytes, uid: int, device: str) -> None:
         """Serve an upgraded socket; `pending` holds bytes read past the handshake."""
-        if _peer_gone(sock):
+        if peer_gone(sock):
             # The client gave up while its handshake waited (a reconnect storm):
             # registering it now would kick the connection it has opened since.
             log.debug("uid=%s left before its connection was served", uid)
@@ -131,10 +131,7 @@ class Router:
             # What the client sent before it left is stored before it is gone.
             self._settle(conn)
             if self.registry.remove(conn):
-                try:
-                    self.presence.disconnected(uid)
-                except ImboyError as exc:
-                    log.warning("presence for uid=%s not announced: %s", uid, exc.msg)
+                self.presence.departed(uid)
 
     def kick(self, conn: Connection) -> None:
         """Another login on the same device type: S2C 786, then close 4786."""
@@ -350,17 +347,6 @@ class Router:
     def notify(self, uid: int, frame: str) -> int:
         """Push a system event to every connection of `uid` (no retries)."""
         return self.registry.push(uid, frame)
-
-
-def _peer_gone(sock: Any) -> bool:
-    """Whether the client already closed or reset the connection (without waiting)."""
-    raw = getattr(sock, "_sock", sock)
-    try:
-        return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except (BlockingIOError, InterruptedError):
-        return False
-    except OSError:
-        return True
 
 
 def echo_text(conn: Connection, text: str) -> None:
