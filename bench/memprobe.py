@@ -36,6 +36,25 @@ def _types() -> collections.Counter:
     return collections.Counter(type(o).__qualname__ for o in gc.get_objects())
 
 
+def _greenlets_and_methods(before: set[int]) -> tuple[dict[str, Any], collections.Counter]:
+    """For objects that appeared since `before` (ids): the greenlets' saved C
+    stacks, and the bound methods by owner (each costs 64 bytes for as long
+    as it is held, typically on a waiting stack)."""
+    import greenlet
+
+    stacks: list[int] = []
+    methods: collections.Counter = collections.Counter()
+    for o in gc.get_objects():
+        if id(o) in before:
+            continue
+        if isinstance(o, greenlet.greenlet):
+            stacks.append(getattr(o, "_stack_saved", 0))
+        elif type(o).__name__ == "method":
+            methods[f"{type(o.__self__).__qualname__}.{o.__func__.__name__}"] += 1
+    saved = {"greenlets": len(stacks), "mean_c_stack_saved": round(sum(stacks) / max(len(stacks), 1))}
+    return saved, methods
+
+
 def _small_rfile(size: int) -> None:
     """Experiment (this process only): the handshake reader gets a `size`-byte buffer, not 8 KiB."""
     from imboy.ws.handler import ImboyWebSocketHandler
@@ -73,12 +92,15 @@ def probe(n: int, db_kind: str, frames: int, rfile_buffer: int | None = None) ->
         gevent.sleep(1)
         tracemalloc.start(frames)
         types0 = _types()
+        ids0 = {id(o) for o in gc.get_objects()}
         rss0 = procs.rss(os.getpid())
         snap0 = tracemalloc.take_snapshot()
         gen.each(lambda w, sp: w.call("connect", conns=sp, headers=IMBOY_HEADERS, concurrency=100), specs)
         gevent.sleep(3)
         held = gen.status().get("open", 0)
         types1 = _types()
+        stacks, methods = _greenlets_and_methods(ids0)
+        del ids0
         snap1 = tracemalloc.take_snapshot()
         rss1 = procs.rss(os.getpid())
         traced = tracemalloc.get_traced_memory()[0]
@@ -103,6 +125,8 @@ def probe(n: int, db_kind: str, frames: int, rfile_buffer: int | None = None) ->
                 "note": "RSS here includes tracemalloc's own bookkeeping; the heap figure does not",
                 "traced_bytes": traced, "top_sites": sites,
                 "objects_per_connection": dict(sorted(objects.items(), key=lambda kv: -kv[1])),
+                "new_greenlets": stacks,
+                "bound_methods_per_connection": {k: round(v / max(held, 1), 2) for k, v in methods.most_common(10)},
                 "machine": report.machine()}
     finally:
         tracemalloc.stop()

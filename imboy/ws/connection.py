@@ -4,10 +4,13 @@ The greenlet that accepted the connection reads it; every write goes
 through `_out`, a bounded queue drained by a writer greenlet that exists
 only while there is something to send, so a socket never has two writers
 and an idle connection costs no second greenlet (nor a deque: `_out` is
-an empty tuple while there is nothing to send).  Reads block without a socket
-time-out; one libev timer per connection, restarted by every read that
-brings bytes, closes a connection silent for WS_IDLE_TIMEOUT (1000, "idle
-timeout").  Writes keep the socket time-out of WS_IDLE_TIMEOUT while the
+an empty tuple while there is nothing to send).  The connection reads its
+frames itself (it is an `imboy.ws.frames.SocketFrameReading`: no reader
+object beside it).  Reads block without a socket time-out; a read that
+brings bytes stamps the connection, and one sweeper per process (a periodic
+libev timer over the connections, not a timer each) closes a connection
+silent for WS_IDLE_TIMEOUT with (1000, "idle timeout"), at most
+2 * IDLE_SWEEP_MAX seconds late.  Writes keep the socket time-out of WS_IDLE_TIMEOUT while the
 writer runs.  Retry timers are libev
 timers owned by the connection and die with it: the pending store in the
 database, not a timer, is what guarantees delivery.
@@ -33,10 +36,9 @@ from gevent.socket import socket as GeventSocket
 from gevent.event import Event
 
 from ..jsonutil import loads
-from ..ratelimit import TokenBucket
 from ..wire import error_frame
 from .frames import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ConnectionLost, ProtocolViolation,
-                     SocketFrameReader, close_payload, encode_frame, encode_text)
+                     SocketFrameReading, close_payload, encode_frame, encode_text)
 
 log = logging.getLogger("imboy.ws")
 
@@ -52,14 +54,92 @@ RATE_LIMITED = "Too many frames, slow down"
 _NOTHING: tuple = ()
 # The retry table of a connection that never had one to keep (a dict costs 64 bytes).
 _NO_RETRIES: Any = MappingProxyType({})
+# The longest interval between two idle sweeps.
+IDLE_SWEEP_MAX = 2.0
 _ids = count(1)
 
 
-class Connection:
-    __slots__ = ("id", "uid", "device", "_sock", "_reader", "_out", "_out_bytes", "_writer", "_retries",
-                 "_schedule", "_queue_limit", "_queue_bytes", "_loop", "closing", "close_code",
-                 "_close_timer", "_drained", "_bucket", "_strikes", "_credit", "_credit_cap", "_metrics",
-                 "_idle", "_idle_timer", "_task", "_raw", "__weakref__")
+class _Shared:
+    """What the connections of one configuration share: settings and the idle sweeper.
+
+    The sweeper is one periodic timer for all these connections, running
+    while there is one.  Every `period` it records the loop's time in
+    `stamp`; a read that brings bytes stores the current `stamp` (a shared
+    float: nothing is allocated per read) in the connection's `_seen`.  A
+    stamp is never later than the read, and at most `period` earlier, so a
+    connection is closed at the first sweep with `now - _seen >= idle +
+    period`: never before WS_IDLE_TIMEOUT of silence, at most two periods
+    after it.
+    """
+
+    __slots__ = ("loop", "idle", "period", "schedule", "queue_limit", "queue_bytes", "rate", "burst",
+                 "credit_cap", "max_message", "metrics", "conns", "stamp", "_timer")
+
+    def __init__(self, loop: Any, config: dict[str, Any], metrics: Any) -> None:
+        self.loop = loop
+        self.idle = float(config["WS_IDLE_TIMEOUT"])
+        self.period = min(self.idle / 8, IDLE_SWEEP_MAX)
+        self.schedule: tuple[float, ...] = tuple(config["ACK_RETRY_SCHEDULE"])
+        self.queue_limit: int = config["SEND_QUEUE_LIMIT"]
+        self.queue_bytes: int = config["SEND_QUEUE_BYTES"]
+        self.rate = config["WS_RATE"]
+        self.burst = config["WS_BURST"]
+        # Frames pushed to a client earn it a message of its own beyond
+        # the budget, up to this many.
+        self.credit_cap = config["PENDING_LIMIT"] + self.burst
+        self.max_message: int = config["MAX_FRAME_BYTES"]
+        self.metrics = metrics
+        self.conns: set[Connection] = set()
+        self.stamp = loop.now()
+        self._timer = None
+
+    def key(self) -> tuple:
+        return (self.loop, self.idle, self.schedule, self.queue_limit, self.queue_bytes, self.rate,
+                self.burst, self.credit_cap, self.max_message, id(self.metrics))
+
+    def add(self, conn: "Connection") -> None:
+        if self._timer is None:
+            self.loop.update_now()
+            self.stamp = self.loop.now()
+            self._timer = self.loop.timer(self.period, self.period)
+            self._timer.start(self._sweep)
+        conn._seen = self.stamp
+        self.conns.add(conn)
+
+    def discard(self, conn: "Connection") -> None:
+        conns = self.conns
+        conns.discard(conn)
+        if not conns and self._timer is not None:
+            self._timer.close()
+            self._timer = None
+
+    def _sweep(self) -> None:
+        now = self.stamp = self.loop.now()
+        limit = now - self.idle - self.period
+        silent = [c for c in self.conns if c._seen <= limit and not c.closing]
+        for conn in silent:
+            try:
+                conn.close(1000, "idle timeout")
+            except Exception:  # one connection's failure must not stop the sweeper
+                log.exception("conn %s: closing on idle failed", conn.id)
+
+
+_shared: dict[tuple, _Shared] = {}
+
+
+def _shared_for(config: dict[str, Any], metrics: Any) -> _Shared:
+    shared = _Shared(gevent.get_hub().loop, config, metrics)
+    key = shared.key()
+    found = _shared.get(key)
+    if found is None:
+        found = _shared[key] = shared
+    return found
+
+
+class Connection(SocketFrameReading):
+    __slots__ = ("id", "uid", "device", "_sock", "_s", "_buf", "_pos", "_frag", "_seen", "_out",
+                 "_out_bytes", "_writer", "_retries", "closing", "close_code", "_close_timer", "_drained",
+                 "_tokens", "_filled", "_strikes", "_credit", "_task")
 
     def __init__(self, sock: Any, pending: bytes, uid: int, device: str, config: dict[str, Any],
                  metrics: Any = None) -> None:
@@ -68,34 +148,33 @@ class Connection:
         self.uid = uid
         self.device = device
         self._sock = sock
-        # The plain socket under gevent's, written to directly when nothing is
-        # queued (never a TLS socket: its bytes must go through the wrapper).
-        self._raw = sock._sock if type(sock) is GeventSocket else None
-        self._reader = SocketFrameReader(self._recv, config["MAX_FRAME_BYTES"], pending)
+        # Settings shared by the connections of this configuration, and the idle sweeper.
+        self._s = _shared_for(config, metrics)
+        # Reading state (see `SocketFrameReading`): the bytes read ahead, and a
+        # fragmented message being assembled.
+        self._buf = pending
+        self._pos = 0
+        self._frag = None
+        self._seen = 0.0
         self._out: deque[bytes] | tuple = _NOTHING
         self._out_bytes = 0
         self._writer: gevent.Greenlet | None = None
         # key -> [timer, frame, step, first push time]
         self._retries: dict[str, list] = _NO_RETRIES
-        self._metrics = metrics
-        self._schedule: tuple[float, ...] = tuple(config["ACK_RETRY_SCHEDULE"])
-        self._queue_limit: int = config["SEND_QUEUE_LIMIT"]
-        self._queue_bytes: int = config["SEND_QUEUE_BYTES"]
-        self._loop = gevent.get_hub().loop
         self.closing = False
         self.close_code: int | None = None
         self._close_timer = None
         self._drained: Event | None = None
-        burst = config["WS_BURST"]
-        self._bucket = TokenBucket(config["WS_RATE"], burst)
+        # The message budget, a token bucket of WS_RATE a second up to
+        # WS_BURST (as `imboy.ratelimit.TokenBucket`, folded in): `_tokens`
+        # as of `_filled` (None: never drawn on, full).
+        self._tokens: float = self._s.burst
+        self._filled: float | None = None
         self._strikes = 0
         # Frames pushed to this client earn it a message of its own beyond
         # the budget: the acks a reconnecting client owes for a large pending
         # flush must not be refused (they are bounded by what was pushed).
         self._credit = 0
-        self._credit_cap = config["PENDING_LIMIT"] + burst
-        self._idle: float = config["WS_IDLE_TIMEOUT"]
-        self._idle_timer = None
         self._task: gevent.Greenlet | None = None
         sock.settimeout(None)
 
@@ -114,8 +193,8 @@ class Connection:
         if self.closing and not control:
             return False
         out = self._out
-        if not control and out and (len(out) >= self._queue_limit
-                                    or self._out_bytes + len(data) > self._queue_bytes):
+        if not control and out and (len(out) >= self._s.queue_limit
+                                    or self._out_bytes + len(data) > self._s.queue_bytes):
             # The client stopped reading: drop it rather than grow without
             # bound; what it missed is still pending and comes back on reconnect.
             # Frames not yet written are dropped at once (memory is the point
@@ -127,12 +206,14 @@ class Connection:
             self._out_bytes = 0
             self.close(1008, "send queue full")
             return False
-        if not out and self._writer is None and self._raw is not None:
+        if not out and self._writer is None and type(self._sock) is GeventSocket:
             # Nothing queued and no writer: try the socket at once (a
-            # non-blocking call, so no other writer can run meanwhile); a
-            # writer greenlet is needed only for what the kernel did not take.
+            # non-blocking call on the plain socket under gevent's, so no
+            # other writer can run meanwhile; never a TLS socket: its bytes
+            # must go through the wrapper); a writer greenlet is needed only
+            # for what the kernel did not take.
             try:
-                sent = self._raw.send(data)
+                sent = self._sock._sock.send(data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
@@ -154,7 +235,7 @@ class Connection:
         out = self._out
         sock = self._sock
         # Writes are bounded in time; reads are not (the idle timer is).
-        sock.settimeout(self._idle)
+        sock.settimeout(self._s.idle)
         try:
             while out:
                 if len(out) == 1:
@@ -177,13 +258,18 @@ class Connection:
                 self._drained.set()
 
     @property
+    def max_message(self) -> int:  # type: ignore[override]
+        return self._s.max_message
+
+    @property
     def queued_bytes(self) -> int:
         """Bytes waiting in the send queue (not yet handed to the socket)."""
         return self._out_bytes
 
     def _busy(self) -> bool:
         """The send queue is past half of either of its bounds."""
-        return len(self._out) > self._queue_limit // 2 or self._out_bytes > self._queue_bytes // 2
+        s = self._s
+        return len(self._out) > s.queue_limit // 2 or self._out_bytes > s.queue_bytes // 2
 
     def wait_writable(self, timeout: float = 30.0) -> bool:
         """Block until the send queue is below half its bounds (flow control)."""
@@ -208,7 +294,7 @@ class Connection:
             frame = encode_text(frame)
         if not self._enqueue(frame):
             return
-        if self._credit < self._credit_cap:
+        if self._credit < self._s.credit_cap:
             self._credit += 1
         if retry_key is None:
             return
@@ -221,9 +307,10 @@ class Connection:
         old = retries.pop(key, None)
         if old is not None:
             old[0].close()
-        if step >= len(self._schedule):
+        schedule = self._s.schedule
+        if step >= len(schedule):
             return
-        timer = self._loop.timer(self._schedule[step])
+        timer = self._s.loop.timer(schedule[step])
         retries[key] = [timer, frame, step, old[3] if old is not None else time.monotonic()]
         timer.start(self._retry, key)
 
@@ -237,8 +324,9 @@ class Connection:
             self._arm(key, frame, step)
             return
         self._enqueue(frame)
-        if self._metrics is not None:
-            self._metrics.retries.inc()
+        metrics = self._s.metrics
+        if metrics is not None:
+            metrics.retries.inc()
         self._arm(key, frame, step + 1)
 
     def retry_age(self, key: str) -> float | None:
@@ -278,7 +366,7 @@ class Connection:
         self._enqueue(encode_frame(OP_CLOSE, close_payload(code, reason)), control=True)
         self.closing = True
         self.close_code = code
-        self._close_timer = self._loop.timer(CLOSE_GRACE)
+        self._close_timer = self._s.loop.timer(CLOSE_GRACE)
         self._close_timer.start(self._shutdown)
 
     def _shutdown(self) -> None:
@@ -298,14 +386,13 @@ class Connection:
                 self._writer.kill(block=False)
         if self._close_timer is not None:
             self._close_timer.close()
-        if self._idle_timer is not None:
-            self._idle_timer.close()
+        self._s.discard(self)
         task = self._task
         if task is not None:
             self._task = None
             task.kill(block=False)
-        # The reader refers back to the connection (its `_recv`): no cycle outlives it.
-        self._reader = None
+        self._buf = b""
+        self._frag = None
         self.closing = True
 
     # reading -------------------------------------------------------------
@@ -313,11 +400,8 @@ class Connection:
         data = self._sock.recv(n)
         if data:
             # Any bytes from the peer restart the idle countdown.
-            self._idle_timer.again(self._on_idle)
+            self._seen = self._s.stamp
         return data
-
-    def _on_idle(self) -> None:
-        self.close(1000, "idle timeout")
 
     def run(self, on_text: Callable[["Connection", str], None],
             on_binary: Callable[["Connection", bytes], None],
@@ -328,13 +412,11 @@ class Connection:
         the client's close is answered only after it, so what a client sent
         before closing has taken effect when it sees the close.
         """
-        reader = self._reader
-        self._idle_timer = self._loop.timer(self._idle, self._idle)
-        self._idle_timer.start(self._on_idle)
+        self._s.add(self)
         try:
             while True:
                 try:
-                    opcode, data = reader.read()
+                    opcode, data = self.read()
                 except ProtocolViolation as exc:
                     self.close(exc.close_code, exc.reason)
                     self._half_close()
@@ -377,16 +459,22 @@ class Connection:
         until its bucket is full again starts with a clean slate, one that
         collects more than a burst of strikes is closed with 1008.
         """
-        bucket = self._bucket
-        if bucket.take():
-            if self._strikes and bucket.tokens >= bucket.burst - 1:
+        s = self._s
+        now = time.monotonic()
+        filled = self._filled
+        tokens = s.burst if filled is None else min(s.burst, self._tokens + (now - filled) * s.rate)
+        self._filled = now
+        if tokens >= 1.0:
+            self._tokens = tokens - 1.0
+            if self._strikes and tokens >= s.burst:
                 self._strikes = 0
             return True
+        self._tokens = tokens
         if self._credit > 0:
             self._credit -= 1
             return True
         self._strikes += 1
-        if self._strikes > bucket.burst:
+        if self._strikes > s.burst:
             log.warning("conn %s uid=%s: frame flood, closing", self.id, self.uid)
             self.close(1008, "too many frames")
         else:

@@ -64,37 +64,27 @@ def valid_close_code(code: int) -> bool:
     return (1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999)
 
 
-class FrameReader:
-    """Reads whole messages; control frames come back as they arrive.
+class FrameReading:
+    """How whole messages are read; control frames come back as they arrive.
 
     `read()` returns `(opcode, payload)`: for text the payload is `str`
     (validated UTF-8), for binary `bytes`, for close/ping/pong the raw bytes.
     A control frame may arrive between the fragments of a message (RFC 6455
-    5.4), so the message being assembled lives on the reader, not in `read()`.
+    5.4), so the message being assembled lives on the reader, not in `read()`:
+    `_frag` is None, or while a fragmented message is being assembled the list
+    [opcode, fragments, size so far, UTF-8 decoder or None].
 
-    `read(n)` is the byte source: it returns n bytes, fewer only at EOF.
+    The state lives in the subclass's slots (`_frag`, `max_message`) and the
+    bytes come from its `_exact(n)`: `FrameReader` is a reader of its own, and
+    a connection can read its frames with no reader object beside it.
     """
 
-    __slots__ = ("_read", "max_message", "_opcode", "_parts", "_size", "_decoder")
-
-    def __init__(self, read: Callable[[int], bytes], max_message: int) -> None:
-        self._read = read
-        self.max_message = max_message
-        self._reset()
-
-    def _reset(self) -> None:
-        self._opcode: int | None = None
-        # The fragments of the message being assembled: `str` for text, `bytes` for binary.
-        self._parts: list | None = None
-        self._size = 0
-        self._decoder: codecs.IncrementalDecoder | None = None
+    __slots__ = ()
+    _frag: list | None
+    max_message: int
 
     def _exact(self, n: int) -> bytes:
-        data = self._read(n)
-        if len(data) != n:
-            # A buffered reader returns short only at EOF.
-            raise ConnectionLost("connection closed mid-frame")
-        return data
+        raise NotImplementedError
 
     def _frame(self) -> tuple[bool, int, bytes]:
         b0, b1 = self._exact(2)
@@ -116,8 +106,10 @@ class FrameReader:
             length = struct.unpack("!Q", self._exact(8))[0]
         # Checked before reading: a declared length is never allocated blindly,
         # and fragments count towards the message they belong to.
-        if opcode < 0x8 and self._size + length > self.max_message:
-            raise ProtocolViolation(1009, "message too large")
+        if opcode < 0x8:
+            frag = self._frag
+            if (frag[2] if frag is not None else 0) + length > self.max_message:
+                raise ProtocolViolation(1009, "message too large")
         mask = self._exact(4)
         return fin, opcode, unmask(self._exact(length), mask) if length else b""
 
@@ -128,11 +120,12 @@ class FrameReader:
                 if op == OP_CLOSE:
                     _check_close(payload)
                 return op, payload
+            frag = self._frag
             if op == OP_CONT:
-                if self._opcode is None:
+                if frag is None:
                     raise ProtocolViolation(1002, "continuation without a message")
             else:
-                if self._opcode is not None:
+                if frag is not None:
                     raise ProtocolViolation(1002, "new message inside a fragmented one")
                 if fin:
                     # A message in a single frame (the usual case).
@@ -142,55 +135,67 @@ class FrameReader:
                         except UnicodeDecodeError:
                             raise ProtocolViolation(1007, "invalid UTF-8 in a text message") from None
                     return op, payload
-                self._opcode = op
-                if op == OP_TEXT:
-                    self._decoder = codecs.getincrementaldecoder("utf-8")()
-            self._size += len(payload)
-            if self._decoder is not None:
+                decoder = codecs.getincrementaldecoder("utf-8")() if op == OP_TEXT else None
+                frag = self._frag = [op, [], 0, decoder]
+            frag[2] += len(payload)
+            decoder = frag[3]
+            if decoder is not None:
                 try:
                     # Incremental: invalid UTF-8 fails on the fragment that holds it.
-                    part: bytes | str = self._decoder.decode(payload, final=fin)
+                    part: bytes | str = decoder.decode(payload, final=fin)
                 except UnicodeDecodeError:
                     raise ProtocolViolation(1007, "invalid UTF-8 in a text message") from None
             else:
                 part = payload
+            parts = frag[1]
+            parts.append(part)
             if fin:
-                parts = self._parts
-                if parts is not None:
-                    parts.append(part)
-                    part = ("" if self._opcode == OP_TEXT else b"").join(parts)
-                message: tuple[int, bytes | str] = (self._opcode, part)
-                self._reset()
-                return message
-            if self._parts is None:
-                self._parts = [part]
-            else:
-                self._parts.append(part)
+                self._frag = None
+                opcode = frag[0]
+                return opcode, ("" if opcode == OP_TEXT else b"").join(parts)
 
 
-#: What a `SocketFrameReader` asks its socket for when it needs a few bytes.
+class FrameReader(FrameReading):
+    """A reader on a byte source: `read(n)` returns n bytes, fewer only at EOF."""
+
+    __slots__ = ("_read", "max_message", "_frag")
+
+    def __init__(self, read: Callable[[int], bytes], max_message: int) -> None:
+        self._read = read
+        self.max_message = max_message
+        self._frag = None
+
+    def _exact(self, n: int) -> bytes:
+        data = self._read(n)
+        if len(data) != n:
+            # A buffered reader returns short only at EOF.
+            raise ConnectionLost("connection closed mid-frame")
+        return data
+
+
+#: What a socket reader asks its socket for when it needs a few bytes.
 RECV_SIZE = 4096
 #: The largest single recv for a large payload.
 RECV_CHUNK_MAX = 1 << 20
 
 
-class SocketFrameReader(FrameReader):
-    """A `FrameReader` straight on a socket's `recv`, with no buffer kept while idle.
+class SocketFrameReading(FrameReading):
+    """Frames straight from a socket's `recv`, with no buffer kept while idle.
 
-    `recv(n)` returns at most n bytes, b"" at EOF.  Small reads ask for
-    RECV_SIZE bytes at once, so a burst of frames costs one call; the bytes
-    beyond the current frame wait in `_buf`, which is dropped as soon as it
-    is used up, so an idle connection holds no read buffer at all.  A large
-    payload is read into one buffer of its exact size.  `pending` is what was
-    read from the socket before (behind the handshake).
+    The subclass provides `_recv(n)` (at most n bytes, b"" at EOF) and the
+    slots `_buf` and `_pos`.  Small reads ask for RECV_SIZE bytes at once,
+    so a burst of frames costs one call; the bytes beyond the current frame
+    wait in `_buf`, which is dropped as soon as it is used up, so an idle
+    connection holds no read buffer at all.  A large payload is read into one
+    buffer of its exact size.
     """
 
-    __slots__ = ("_buf", "_pos")
+    __slots__ = ()
+    _buf: bytes
+    _pos: int
 
-    def __init__(self, recv: Callable[[int], bytes], max_message: int, pending: bytes = b"") -> None:
-        super().__init__(recv, max_message)
-        self._buf = pending
-        self._pos = 0
+    def _recv(self, n: int) -> bytes:
+        raise NotImplementedError
 
     def _exact(self, n: int) -> bytes:
         buf, pos = self._buf, self._pos
@@ -203,7 +208,8 @@ class SocketFrameReader(FrameReader):
             return buf[pos:] if pos else buf
         have = buf[pos:]
         self._buf, self._pos = b"", 0
-        recv = self._read
+        # `self._recv(...)` at each call, not a local: a bound method held
+        # on a connection's waiting stack would cost 64 bytes per connection.
         if n > RECV_SIZE:
             # A large payload: one buffer of its size, no read-ahead.
             out = bytearray(n)
@@ -211,7 +217,7 @@ class SocketFrameReader(FrameReader):
             got = len(have)
             view[:got] = have
             while got < n:
-                chunk = recv(min(n - got, RECV_CHUNK_MAX))
+                chunk = self._recv(min(n - got, RECV_CHUNK_MAX))
                 if not chunk:
                     raise ConnectionLost("connection closed mid-frame")
                 view[got:got + len(chunk)] = chunk
@@ -219,7 +225,7 @@ class SocketFrameReader(FrameReader):
             view.release()
             return bytes(out)
         while len(have) < n:
-            chunk = recv(RECV_SIZE)
+            chunk = self._recv(RECV_SIZE)
             if not chunk:
                 raise ConnectionLost("connection closed mid-frame")
             have = have + chunk if have else chunk
@@ -227,6 +233,19 @@ class SocketFrameReader(FrameReader):
             self._buf, self._pos = have, n
             return have[:n]
         return have
+
+
+class SocketFrameReader(SocketFrameReading):
+    """A reader of its own on `recv`; `pending` is what was read from the socket before."""
+
+    __slots__ = ("_recv", "max_message", "_frag", "_buf", "_pos")
+
+    def __init__(self, recv: Callable[[int], bytes], max_message: int, pending: bytes = b"") -> None:
+        self._recv = recv  # type: ignore[method-assign]
+        self.max_message = max_message
+        self._frag = None
+        self._buf = pending
+        self._pos = 0
 
 
 def _check_close(payload: bytes) -> None:

@@ -15,37 +15,59 @@ if TYPE_CHECKING:
 
 
 class LocalRegistry:
-    """The single-process registry."""
+    """The single-process registry.
+
+    A user with one connection maps straight to it; only a user connected
+    from several device types has a dict (device -> connection): most users
+    have one device, and a dict of one costs about 200 bytes.
+    """
 
     def __init__(self) -> None:
-        self._users: dict[int, dict[str, "Connection"]] = {}
+        self._users: dict[int, "Connection | dict[str, Connection]"] = {}
 
     # membership --------------------------------------------------------
     def add(self, conn: "Connection") -> tuple[bool, "Connection | None"]:
         """Register `conn`; returns (first connection of the user, replaced connection)."""
-        devices = self._users.get(conn.uid)
-        first = not devices
-        if devices is None:
-            devices = self._users[conn.uid] = {}
-        old = devices.get(conn.device)
-        devices[conn.device] = conn
-        return first, old
+        users = self._users
+        entry = users.get(conn.uid)
+        if entry is None:
+            users[conn.uid] = conn
+            return True, None
+        if type(entry) is not dict:
+            if entry.device == conn.device:
+                users[conn.uid] = conn
+                return False, entry
+            users[conn.uid] = {entry.device: entry, conn.device: conn}
+            return False, None
+        old = entry.get(conn.device)
+        entry[conn.device] = conn
+        return False, old
 
     def remove(self, conn: "Connection") -> bool:
         """Unregister `conn`; True when the user has no connection left."""
-        devices = self._users.get(conn.uid)
-        if not devices or devices.get(conn.device) is not conn:
+        users = self._users
+        entry = users.get(conn.uid)
+        if entry is None:
             return False
-        del devices[conn.device]
-        if devices:
+        if type(entry) is not dict:
+            if entry is not conn:
+                return False
+            del users[conn.uid]
+            return True
+        if entry.get(conn.device) is not conn:
             return False
-        del self._users[conn.uid]
-        return True
+        del entry[conn.device]
+        if len(entry) == 1:
+            # Back to one device: the connection itself, no dict.
+            (users[conn.uid],) = entry.values()
+        return False
 
     # queries -------------------------------------------------------------
     def connections(self, uid: int) -> list["Connection"]:
-        devices = self._users.get(uid)
-        return list(devices.values()) if devices else []
+        entry = self._users.get(uid)
+        if entry is None:
+            return []
+        return list(entry.values()) if type(entry) is dict else [entry]
 
     def is_online(self, uid: int) -> bool:
         return uid in self._users
@@ -60,7 +82,13 @@ class LocalRegistry:
         return len(self._users)
 
     def all_connections(self) -> list["Connection"]:
-        return [c for devices in self._users.values() for c in devices.values()]
+        out: list["Connection"] = []
+        for entry in self._users.values():
+            if type(entry) is dict:
+                out.extend(entry.values())
+            else:
+                out.append(entry)
+        return out
 
     # delivery ------------------------------------------------------------
     def push(self, uid: int, frame: str, retry_key: str | None = None) -> int:
@@ -80,11 +108,17 @@ class LocalRegistry:
         users = self._users
         data = encode_text(frame)  # one encoding for every member
         for uid in uids:
-            devices = users.get(uid)
-            if devices:
-                for conn in list(devices.values()):
+            entry = users.get(uid)
+            if entry is None:
+                continue
+            if type(entry) is dict:
+                conns = list(entry.values())
+                for conn in conns:
                     conn.push(data, retry_key)
-                reached += len(devices)
+                reached += len(conns)
+            else:
+                entry.push(data, retry_key)
+                reached += 1
         return reached
 
     def cancel_retry(self, uid: int, retry_key: str) -> None:
