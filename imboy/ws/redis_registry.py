@@ -78,6 +78,7 @@ class RedisRegistry:
         self._dead_nodes: set[str] = set()
         self._greenlets: list[gevent.Greenlet] = []
         self._touched: set[int] | None = None  # users changed while a resync runs
+        self._cancels: list[tuple[int, str]] = []  # retry cancels for other nodes, sent in batches
         self._last_heard = 0.0
         #: Set by the composition root: close a connection replaced on another node (786).
         self.on_kick: Callable[["Connection"], None] | None = None
@@ -267,6 +268,10 @@ class RedisRegistry:
             if op == "push_many":
                 self.local.push_many([int(u) for u in msg["uids"]], msg["frame"], msg.get("key"))
                 return
+            if op == "cancel_many":
+                for uid, key in msg["items"]:
+                    self.local.cancel_retry(int(uid), key)
+                return
             uid = int(msg["uid"])
             if op == "push":
                 self.local.push(uid, msg["frame"], msg.get("key"))
@@ -440,6 +445,26 @@ class RedisRegistry:
         return reached
 
     def cancel_retry(self, uid: int, retry_key: str) -> None:
+        """Stop the retries of `retry_key` here at once, and on other nodes a moment later.
+
+        Acks come in bursts and each would otherwise ask Redis where the
+        user's other devices are: the cancels for other nodes are gathered
+        and sent together (one pipelined lookup, one message per node).  The
+        first retry is seconds away, so the short delay changes nothing.
+        """
         self.local.cancel_retry(uid, retry_key)
-        for node in self._remote(uid):
-            self._publish(node, {"op": "cancel", "uid": uid, "key": retry_key})
+        if not self.redis_ok:
+            return
+        self._cancels.append((uid, retry_key))
+        if len(self._cancels) == 1:
+            gevent.spawn(self._send_cancels)
+
+    def _send_cancels(self) -> None:
+        while self._cancels:
+            batch, self._cancels = self._cancels[:SYNC_CHUNK], self._cancels[SYNC_CHUNK:]
+            by_uid: dict[int, list[str]] = {}
+            for uid, key in batch:
+                by_uid.setdefault(uid, []).append(key)
+            for node, uids in self._remote_many(list(by_uid)).items():
+                self._publish(node, {"op": "cancel_many",
+                                     "items": [[uid, key] for uid in uids for key in by_uid[uid]]})
