@@ -78,7 +78,11 @@ class RedisRegistry:
         self._dead_nodes: set[str] = set()
         self._greenlets: list[gevent.Greenlet] = []
         self._touched: set[int] | None = None  # users changed while a resync runs
-        self._cancels: list[tuple[int, str]] = []  # retry cancels for other nodes, sent in batches
+        # Pushes and retry cancels for other nodes, gathered and sent in batches
+        # by one greenlet each (so one user's pushes keep their order).
+        self._pushes: list[tuple[int, str, str | None]] = []
+        self._cancels: list[tuple[int, str]] = []
+        self._sending: set[str] = set()
         self._last_heard = 0.0
         #: Set by the composition root: close a connection replaced on another node (786).
         self.on_kick: Callable[["Connection"], None] | None = None
@@ -268,6 +272,10 @@ class RedisRegistry:
             if op == "push_many":
                 self.local.push_many([int(u) for u in msg["uids"]], msg["frame"], msg.get("key"))
                 return
+            if op == "push_batch":
+                for uid, frame, key in msg["items"]:
+                    self.local.push(int(uid), frame, key)
+                return
             if op == "cancel_many":
                 for uid, key in msg["items"]:
                     self.local.cancel_retry(int(uid), key)
@@ -456,15 +464,53 @@ class RedisRegistry:
         if not self.redis_ok:
             return
         self._cancels.append((uid, retry_key))
-        if len(self._cancels) == 1:
-            gevent.spawn(self._send_cancels)
+        self._start_sending("cancels")
+
+    def push_soon(self, uid: int, frame: str, retry_key: str | None = None) -> None:
+        """`push`, with the copies for other nodes sent a moment later in a batch.
+
+        The commit of a batch of messages pushes them all at once; asking
+        Redis for each recipient in turn would hold every later message of
+        the batch behind those round trips.  Local connections get the frame
+        at once; the other nodes' lookups are pipelined, one message per node.
+        """
+        self.local.push(uid, frame, retry_key)
+        if not self.redis_ok:
+            return
+        self._pushes.append((uid, frame, retry_key))
+        self._start_sending("pushes")
+
+    def _start_sending(self, what: str) -> None:
+        if what not in self._sending:
+            self._sending.add(what)
+            gevent.spawn(self._send_pushes if what == "pushes" else self._send_cancels)
+
+    def _send_pushes(self) -> None:
+        try:
+            while self._pushes:
+                batch, self._pushes = self._pushes[:SYNC_CHUNK], self._pushes[SYNC_CHUNK:]
+                nodes_of: dict[int, list[str]] = {}
+                for node, uids in self._remote_many(list({uid for uid, _, _ in batch})).items():
+                    for uid in uids:
+                        nodes_of.setdefault(uid, []).append(node)
+                items: dict[str, list[list[Any]]] = {}
+                for uid, frame, key in batch:
+                    for node in nodes_of.get(uid, ()):
+                        items.setdefault(node, []).append([uid, frame, key])
+                for node, node_items in items.items():
+                    self._publish(node, {"op": "push_batch", "items": node_items})
+        finally:
+            self._sending.discard("pushes")
 
     def _send_cancels(self) -> None:
-        while self._cancels:
-            batch, self._cancels = self._cancels[:SYNC_CHUNK], self._cancels[SYNC_CHUNK:]
-            by_uid: dict[int, list[str]] = {}
-            for uid, key in batch:
-                by_uid.setdefault(uid, []).append(key)
-            for node, uids in self._remote_many(list(by_uid)).items():
-                self._publish(node, {"op": "cancel_many",
-                                     "items": [[uid, key] for uid in uids for key in by_uid[uid]]})
+        try:
+            while self._cancels:
+                batch, self._cancels = self._cancels[:SYNC_CHUNK], self._cancels[SYNC_CHUNK:]
+                by_uid: dict[int, list[str]] = {}
+                for uid, key in batch:
+                    by_uid.setdefault(uid, []).append(key)
+                for node, uids in self._remote_many(list(by_uid)).items():
+                    self._publish(node, {"op": "cancel_many",
+                                         "items": [[uid, key] for uid in uids for key in by_uid[uid]]})
+        finally:
+            self._sending.discard("cancels")

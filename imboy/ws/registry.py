@@ -102,6 +102,10 @@ class LocalRegistry:
             conn.push(frame, retry_key)
         return len(conns)
 
+    def push_soon(self, uid: int, frame: str, retry_key: str | None = None) -> None:
+        """`push` where nothing waits for the count (here it is the same)."""
+        self.push(uid, frame, retry_key)
+
     def push_many(self, uids: Iterable[int], frame: str, retry_key: str | None = None) -> int:
         """`push` to each of `uids` (a group's members); returns the connections reached here."""
         reached = 0

@@ -232,7 +232,7 @@ class Router:
             conn.send(server_ack("C2C_SERVER_ACK", msg_id, stored.row["server_ts"]))
             self._ack_counts["c2c_server"].inc()
             if stored.new:
-                self.registry.push(to, c2c_frame(stored.row), "c2c:" + msg_id)
+                self.registry.push_soon(to, c2c_frame(stored.row), "c2c:" + msg_id)
                 self._frames_out["C2C"].inc()
 
         payload, created_at = _payload(frame), _created_at(frame)
