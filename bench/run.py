@@ -56,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("c2c", help="friend pairs: saturation throughput, latency at a fixed rate")
     common(s)
     s.add_argument("--pairs", type=int, default=100)
+    s.add_argument("--workers", type=int, default=1, help="server processes (more than 1: gunicorn + Redis)")
     s.add_argument("--window", default="1,4",
                    help="undelivered messages per sender at saturation; a list runs one phase each and keeps "
                         "the best (default 1,4)")
@@ -68,6 +69,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("c2g", help="one group of M online members")
     common(s)
     s.add_argument("--members", type=int, default=1000)
+    s.add_argument("--workers", type=int, default=1, help="server processes (more than 1: gunicorn + Redis)")
     s.add_argument("--messages", type=int, default=20, help="messages sent back to back (throughput)")
     s.add_argument("--paced", type=int, default=10, help="messages sent every --interval s (latency)")
     s.add_argument("--interval", type=float, default=1.0)

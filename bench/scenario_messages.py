@@ -126,8 +126,9 @@ def run_c2c(ctx: Context, args: Any) -> dict[str, Any]:
     users = mint_tokens(ctx.secret, uids)
     args.windows = [int(x) for x in str(args.window).split(",") if x.strip()]
     result: dict[str, Any] = {"pairs": p, "db": args.db, "windows": args.windows, "duration_s": args.duration,
-                              "warmup_s": args.warmup, "payload_pad_bytes": args.size}
-    server = ctx.imboy(db, 1)
+                              "warmup_s": args.warmup, "payload_pad_bytes": args.size,
+                              "server_workers": args.workers}
+    server = ctx.imboy(db, args.workers)
     result["server_command"] = " ".join(server.command)
     gen = ctx.loadgen(2 * p, args.loadgen_procs or 2)
     w = len(gen.workers)
@@ -238,9 +239,9 @@ def run_c2g(ctx: Context, args: Any) -> dict[str, Any]:
     users = mint_tokens(ctx.secret, uids)
     result: dict[str, Any] = {"members": m, "db": args.db, "acks": not args.no_ack,
                               "burst_messages": args.messages, "paced_messages": args.paced,
-                              "paced_interval_s": args.interval}
+                              "paced_interval_s": args.interval, "server_workers": args.workers}
     env = {"IMBOY_ACK_RETRY_SCHEDULE": "600"} if args.no_ack else None
-    server = ctx.imboy(db, 1, env)
+    server = ctx.imboy(db, args.workers, env)
     result["server_command"] = " ".join(server.command)
     gen = ctx.loadgen(m, args.loadgen_procs or 2)
     w = len(gen.workers)
