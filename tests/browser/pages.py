@@ -83,3 +83,40 @@ class ChatPage:
 
     def check_no_errors(self) -> None:
         assert self.errors == [], f"JavaScript errors on the page: {self.errors}"
+
+    # -- friends and groups -----------------------------------------------
+    def accept_next_confirm(self) -> None:
+        """Answer OK to the next confirm() the page shows, as a person clicking OK."""
+        self.page.once("dialog", lambda dialog: dialog.accept())
+
+    def remove_friend(self, hashid: str) -> None:
+        """Friends tab → the friend's profile (the "i" link) → Remove friend → OK."""
+        self.tab("friends")
+        self.page.click(f"#list a.info-link[href='#/friend/{hashid}']")
+        self.accept_next_confirm()
+        self.page.get_by_role("button", name="Remove friend").click()
+        expect(self.page).to_have_url(re.compile(r"#/friends$"))
+
+    def group_item(self, gid: str):
+        return self.page.locator(f"#list a.item[data-id='{gid}']")
+
+    def chat_item(self, key: str):
+        return self.page.locator(f"#list a.item[data-key='{key}']")
+
+    def open_group_members(self, gid: str) -> None:
+        """Groups tab → the group's chat → its title, which opens the members pane."""
+        self.tab("groups")
+        self.group_item(gid).click()
+        expect(self.page.locator("#composer-input")).to_be_visible()
+        self.page.click(".pane-head .head-text")
+        expect(self.page.locator(".members li.person").first).to_be_visible()
+
+    def member(self, hashid: str):
+        return self.page.locator(f".members li.person[data-uid='{hashid}']")
+
+    def leave_group(self, gid: str) -> None:
+        """From the group's members pane: Leave group → OK."""
+        self.open_group_members(gid)
+        self.accept_next_confirm()
+        self.page.get_by_role("button", name="Leave group").click()
+        expect(self.page).to_have_url(re.compile(r"#/groups$"))

@@ -14,7 +14,7 @@ import * as panes from "./panes.js";
 import * as session from "./session.js";
 import { renderBadges, renderList, renderMe, setAcceptHandler } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
-import { emit, on, state } from "./state.js";
+import { emit, on, person, state } from "./state.js";
 import { Store } from "./store.js";
 
 const TABS = ["chats", "friends", "groups", "requests"];
@@ -163,6 +163,7 @@ function boot() {
   state.store = new Store(s.uid);
   state.friends = new Map();
   state.groups = new Map();
+  state.formerGroups = new Map();
   state.requests = [];
   state.tab = state.tab || "chats";
   $("#auth").hidden = true;
@@ -290,10 +291,15 @@ on("s2c", (f) => {
     loadFriends().then(loadRequests);
     toast(`You and ${who} are now friends`);
   } else if (type === "friend_delete") {
-    loadFriends();
+    loadFriends().then(() => {
+      const former = person(f.from);
+      toast(`${former ? former.remark || former.nickname || former.account : "Someone"} is no longer your friend`);
+    });
   } else if (type.startsWith("group_")) {
     loadGroups();
     if (type === "group_dissolve") toast("A group was dissolved");
+    // The members pane of that group is open: show who is in it now.
+    if (state.route.name === "group" && state.route.arg === p.content) panes.renderGroup($("#view"), p.content);
   }
 });
 

@@ -3,7 +3,7 @@
 
 import { $, avatar, clear, displayName, formatTime, h } from "./dom.js";
 import { payloadText, retry, revoke, sendText } from "./messaging.js";
-import { on, person, splitKey, state } from "./state.js";
+import { groupOf, on, person, splitKey, state } from "./state.js";
 
 const MARKS = {
   sending: ["◌", "Sending"],
@@ -54,10 +54,13 @@ export function closeConversation() {
 function header(kind, id) {
   const back = h("a.back", { href: "#/" + (state.tab || "chats"), "aria-label": "Back" }, "‹");
   if (kind === "g") {
-    const group = state.groups.get(id) || { id, groupname: "Group" };
+    const group = groupOf(id) || { id, groupname: "Group" };
+    const member = state.groups.has(id) || !state.formerGroups.has(id); // unknown yet: assume member
     return h("header.pane-head", {}, back, avatar(group),
       h("a.head-text", { href: `#/group/${id}`, title: "Group members" },
-        h("strong#conv-title", {}, group.groupname || "Group"), h("small", {}, "Group chat")));
+        h("strong#conv-title", {}, group.groupname || "Group"),
+        h("small#conv-status", { dataset: { status: member ? "member" : "left" } },
+          member ? "Group chat" : "You are no longer a member")));
   }
   const user = person(id) || { id, nickname: id };
   const status = presenceOf(id);
@@ -68,11 +71,14 @@ function header(kind, id) {
       h("small#conv-status", { dataset: { status } }, PRESENCE_LABELS[status])));
 }
 
-const PRESENCE_LABELS = { online: "online", offline: "offline", unknown: "presence unknown while you are offline" };
+const PRESENCE_LABELS = {
+  online: "online", offline: "offline", unknown: "presence unknown while you are offline",
+  stranger: "not your friend",
+};
 
 function presenceOf(id) {
   const friend = state.friends.get(id);
-  if (!friend) return "unknown";
+  if (!friend) return state.people.has(id) ? "stranger" : "unknown"; // a former friend, or not loaded yet
   return PRESENCE_LABELS[friend.status] ? friend.status : "offline";
 }
 

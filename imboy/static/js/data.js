@@ -20,9 +20,19 @@ const asList = (p, ...keys) => {
 export async function loadFriends() {
   try {
     const p = await api.get("/friend/list");
+    const before = state.friends;
     state.friends = new Map(asList(p, "friend").map((f) => [f.id, { ...f, status: f.status === "online" ? "online" : "offline" }]));
     if (p && p.mine && p.mine.status === "hide") state.myState = "hide";
+    // A friendship that ended: keep the name for the chat history that stays.
+    let gone = false;
+    for (const [id, old] of before) {
+      if (state.friends.has(id)) continue;
+      const { status, ...profile } = old;
+      state.people.set(id, profile);
+      gone = true;
+    }
     emit("friends");
+    if (gone) emit("people");
   } catch (err) {
     report("friends", err);
   }
@@ -31,7 +41,11 @@ export async function loadFriends() {
 export async function loadGroups() {
   try {
     const p = await api.get("/friend/myfriend");
+    const before = state.groups;
     state.groups = new Map(asList(p, "group").map((g) => [g.id, g]));
+    // A group left or dissolved: keep its name for the chat history that stays.
+    for (const [id, old] of before) if (!state.groups.has(id)) state.formerGroups.set(id, old);
+    for (const id of state.groups.keys()) state.formerGroups.delete(id);
     emit("groups");
   } catch (err) {
     report("groups", err);

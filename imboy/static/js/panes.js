@@ -4,7 +4,7 @@
 import * as api from "./api.js";
 import { avatar, clear, displayName, h, toast } from "./dom.js";
 import { loadFriends, loadGroups } from "./data.js";
-import { emit, meAsUser, state } from "./state.js";
+import { emit, groupOf, meAsUser, state } from "./state.js";
 import * as session from "./session.js";
 
 function head(title, backTo) {
@@ -132,7 +132,7 @@ export async function renderFriend(view, id) {
   const online = friend && friend.status === "online";
   const actions = h("div.actions");
   if (friend) {
-    const remove = h("button.danger", { type: "button" }, "Remove friend");
+    const remove = h("button.danger", { type: "button", id: "remove-friend" }, "Remove friend");
     remove.addEventListener("click", () => {
       if (!confirm(`Remove ${displayName(user)} from your friends?`)) return;
       busy(remove, async () => {
@@ -182,13 +182,14 @@ export function renderNewGroup(view) {
 }
 
 export async function renderGroup(view, id) {
-  const group = state.groups.get(id) || { id, groupname: "Group" };
+  const group = groupOf(id) || { id, groupname: "Group" };
   const list = h("ul.list.members", {}, h("li.empty", {}, "Loading…"));
-  const leave = h("button.danger", { type: "button" }, "Leave group");
+  const leave = h("button.danger", { type: "button", id: "leave-group" }, "Leave group");
   leave.addEventListener("click", () => {
     if (!confirm(`Leave ${group.groupname}?`)) return;
     busy(leave, async () => {
       await api.post("/group/leave", { id });
+      state.formerGroups.set(id, group);
       state.groups.delete(id);
       emit("groups");
       location.hash = "#/groups";
@@ -202,7 +203,7 @@ export async function renderGroup(view, id) {
     const members = Array.isArray(p) ? p : (p && p.list) || [];
     clear(list, members.map((m) => {
       state.people.set(m.id, state.people.get(m.id) || m);
-      return h("li.person", {}, avatar(m), h("span.item-text", {},
+      return h("li.person", { dataset: { uid: m.id } }, avatar(m), h("span.item-text", {},
         h("strong", {}, m.alias || displayName(m)), h("small", {}, m.role === 4 ? "owner" : m.sign || "")));
     }));
   } catch (err) {

@@ -2,7 +2,7 @@
 // chats, friends with presence dots, groups, friend requests).
 
 import { $, avatar, clear, displayName, formatTime, h } from "./dom.js";
-import { splitKey, state } from "./state.js";
+import { groupOf, splitKey, state } from "./state.js";
 
 export function renderMe() {
   const me = state.me;
@@ -51,7 +51,7 @@ function chats(list, tools) {
   clear(tools);
   const items = state.store.recent().map((c) => {
     const [kind, id] = splitKey(c.key);
-    const who = kind === "c" ? state.friends.get(id) || state.people.get(id) || { id } : state.groups.get(id) || { id, groupname: "Group" };
+    const who = kind === "c" ? state.friends.get(id) || state.people.get(id) || { id } : groupOf(id) || { id, groupname: "Group" };
     const title = kind === "c" ? displayName(who) || id : who.groupname || "Group";
     return h("li", {},
       h("a.item", { href: `#/${kind}/${id}`, class: c.key === activeKey() ? "active" : "", dataset: { key: c.key } },

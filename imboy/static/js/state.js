@@ -9,7 +9,8 @@ export const state = {
   friends: new Map(), // hashid -> user + status ("online" | "offline")
   groups: new Map(), // group hashid -> {id, groupname, avatar}
   requests: [], // [{from: user, msg, created_at}]
-  people: new Map(), // hashid -> user, for names of non-friends (group members)
+  people: new Map(), // hashid -> user, for names of non-friends (group members, former friends)
+  formerGroups: new Map(), // group hashid -> group, for names of groups I left or that were dissolved
   myState: "online", // presence chosen by the user: online | hide
   route: { name: "chats", arg: "" },
   revoking: new Map(), // message id -> conversation key, until confirmed or refused
@@ -32,6 +33,10 @@ export function person(id) {
 export function meAsUser() {
   const m = state.me;
   return { id: m.uid, nickname: m.nickname, account: m.account, avatar: m.avatar, sign: m.sign };
+}
+
+export function groupOf(id) {
+  return state.groups.get(id) || state.formerGroups.get(id) || null;
 }
 
 // The conversation key of a route or frame: "c:<user>" or "g:<group>".
