@@ -21,13 +21,9 @@ def _send_handshake(port: int, token: str) -> socket.socket:
     return sock
 
 
-def test_a_handshake_whose_client_gave_up_does_not_replace_the_new_connection(make_app, make_server, users,
-                                                                              monkeypatch):
+def test_a_handshake_whose_client_gave_up_does_not_replace_the_new_connection(imboy, server, users, monkeypatch):
     """A client times out, reconnects, and only then is its first attempt served: the first
     attempt must not log the new connection out (S2C 786) nor take its messages."""
-    app = make_app()
-    imboy = app.extensions["imboy"]
-    server = make_server(app)
     a, b = users(2)
     befriend(imboy, a, b)
     held, release = gevent.event.Event(), gevent.event.Event()
