@@ -57,10 +57,6 @@ def insert_c2c(tx: Tx, msg_id: str, from_uid: int, to_uid: int, payload: str, cr
                      (msg_id, from_uid, to_uid, payload, created_at, server_ts))
 
 
-def pending_count(tx: Tx, to_uid: int) -> int:
-    return tx.scalar("SELECT COUNT(*) FROM `msg_c2c` WHERE `to_id` = %s AND `status` = 0", (to_uid,))
-
-
 def drop_oldest_pending(tx: Tx, to_uid: int, n: int) -> None:
     """Mark the `n` oldest pending messages of a user as dropped."""
     rows = tx.all("SELECT `id` FROM `msg_c2c` WHERE `to_id` = %s AND `status` = 0 ORDER BY `id` LIMIT %s",
@@ -121,10 +117,6 @@ def insert_c2g(tx: Tx, msg_id: str, from_uid: int, gid: int, payload: str, creat
     if member_ids:
         tx.executemany("INSERT INTO `msg_c2g_timeline` (`to_groupid`, `to_id`, `created_at`, `msg_id`)"
                        " VALUES (%s, %s, %s, %s)", [(gid, uid, server_ts, msg_id) for uid in member_ids])
-
-
-def ack_c2g(tx: Tx, to_uid: int, msg_id: str) -> int:
-    return tx.execute("DELETE FROM `msg_c2g_timeline` WHERE `msg_id` = %s AND `to_id` = %s", (msg_id, to_uid))
 
 
 def ack_c2g_many(tx: Tx, acks: Sequence[tuple[int, str]]) -> int:

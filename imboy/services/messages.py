@@ -1,7 +1,9 @@
 """Messages: durable one-to-one and group sends, acks, revokes, the pending store.
 
-Every method here returns only after its transaction committed, so the
-router can acknowledge to the sender knowing the message is durable.
+Every method here returns (or, given a `done` callback, calls it) only after
+its transaction committed, so the router can acknowledge to the sender
+knowing the message is durable.  Sends and acks of many connections share
+batches (`GroupCommit`).
 """
 from __future__ import annotations
 
@@ -125,12 +127,9 @@ class MessageService:
                 n = self.pending_limit
             room[to_uid] = self.pending_limit - n
 
-    def ack_c2c(self, uid: int, msg_id: str) -> bool:
-        """Remove `msg_id` from `uid`'s pending store; False if it was not theirs."""
-        return self._acks.run((uid, msg_id))
-
     def ack_c2c_later(self, uid: int, msg_id: str, done: Callable[[bool, Any], None]) -> None:
-        """`ack_c2c` without waiting: `done(True, found)` or `done(False, error)` after the commit."""
+        """Remove `msg_id` from `uid`'s pending store, without waiting: `done(True, found)` (found:
+        the message was `uid`'s; acked before counts) or `done(False, error)` after the commit."""
         self._acks.submit((uid, msg_id), done)
 
     def revoke_c2c(self, uid: int, peer_uid: int, msg_id: str) -> dict[str, Any]:
@@ -182,20 +181,14 @@ class MessageService:
 
         return self.db.run("messages.send_c2g", store)
 
-    def ack_c2g(self, uid: int, msg_id: str) -> None:
-        """Remove `uid`'s pending entry for a group message (none: nothing to do)."""
-        self._group_acks.run((uid, msg_id))
-
     def ack_c2g_later(self, uid: int, msg_id: str, done: Callable[[bool, Any], None]) -> None:
+        """Remove `uid`'s pending entry for a group message (none: nothing to do), without waiting."""
         self._group_acks.submit((uid, msg_id), done)
 
     # the pending store --------------------------------------------------
-    def pending(self, uid: int) -> list[tuple[str, dict[str, Any]]]:
-        """Everything `uid` has not acked, oldest first, as ("C2C"|"C2G", row)."""
-        return self.db.run("messages.pending", self.load_pending, uid)
-
     def load_pending(self, tx: Tx, uid: int) -> list[tuple[str, dict[str, Any]]]:
-        """`pending` inside a transaction the caller holds."""
+        """Everything `uid` has not acked, oldest first, as ("C2C"|"C2G", row), in the caller's
+        transaction; over the pending limit the oldest are dropped."""
         c2c_rows = repo.newest_pending_c2c(tx, uid, self.pending_limit)
         if len(c2c_rows) == self.pending_limit:
             # Over the limit (several workers stored at once): the oldest go.
