@@ -80,9 +80,9 @@ class RedisRegistry:
         self._touched: set[int] | None = None  # users changed while a resync runs
         # Pushes and retry cancels for other nodes, gathered and sent in batches
         # by one greenlet each (so one user's pushes keep their order).
-        self._pushes: list[tuple[int, str, str | None]] = []
-        self._cancels: list[tuple[int, str]] = []
-        self._sending: set[str] = set()
+        # op -> [(uid, item)]: what waits to be forwarded to the nodes where uid is connected.
+        self._outbox: dict[str, list[tuple[int, list[Any]]]] = {"push_batch": [], "cancel_many": []}
+        self._forwarding: set[str] = set()
         self._last_heard = 0.0
         #: Set by the composition root: close a connection replaced on another node (786).
         self.on_kick: Callable[["Connection"], None] | None = None
@@ -463,8 +463,7 @@ class RedisRegistry:
         self.local.cancel_retry(uid, retry_key)
         if not self.redis_ok:
             return
-        self._cancels.append((uid, retry_key))
-        self._start_sending("cancels")
+        self._forward_soon("cancel_many", uid, [uid, retry_key])
 
     def push_soon(self, uid: int, frame: str, retry_key: str | None = None) -> None:
         """`push`, with the copies for other nodes sent a moment later in a batch.
@@ -475,42 +474,31 @@ class RedisRegistry:
         at once; the other nodes' lookups are pipelined, one message per node.
         """
         self.local.push(uid, frame, retry_key)
-        if not self.redis_ok:
-            return
-        self._pushes.append((uid, frame, retry_key))
-        self._start_sending("pushes")
+        if self.redis_ok:
+            self._forward_soon("push_batch", uid, [uid, frame, retry_key])
 
-    def _start_sending(self, what: str) -> None:
-        if what not in self._sending:
-            self._sending.add(what)
-            gevent.spawn(self._send_pushes if what == "pushes" else self._send_cancels)
+    def _forward_soon(self, op: str, uid: int, item: list[Any]) -> None:
+        """Queue `item` for the other nodes where `uid` is connected; one greenlet per op
+        sends the queue in order (so one user's pushes keep their order)."""
+        self._outbox[op].append((uid, item))
+        if op not in self._forwarding:
+            self._forwarding.add(op)
+            gevent.spawn(self._forward, op)
 
-    def _send_pushes(self) -> None:
+    def _forward(self, op: str) -> None:
         try:
-            while self._pushes:
-                batch, self._pushes = self._pushes[:SYNC_CHUNK], self._pushes[SYNC_CHUNK:]
+            while self._outbox[op]:
+                queue = self._outbox[op]
+                batch, self._outbox[op] = queue[:SYNC_CHUNK], queue[SYNC_CHUNK:]
                 nodes_of: dict[int, list[str]] = {}
-                for node, uids in self._remote_many(list({uid for uid, _, _ in batch})).items():
+                for node, uids in self._remote_many(list({uid for uid, _ in batch})).items():
                     for uid in uids:
                         nodes_of.setdefault(uid, []).append(node)
                 items: dict[str, list[list[Any]]] = {}
-                for uid, frame, key in batch:
+                for uid, item in batch:
                     for node in nodes_of.get(uid, ()):
-                        items.setdefault(node, []).append([uid, frame, key])
+                        items.setdefault(node, []).append(item)
                 for node, node_items in items.items():
-                    self._publish(node, {"op": "push_batch", "items": node_items})
+                    self._publish(node, {"op": op, "items": node_items})
         finally:
-            self._sending.discard("pushes")
-
-    def _send_cancels(self) -> None:
-        try:
-            while self._cancels:
-                batch, self._cancels = self._cancels[:SYNC_CHUNK], self._cancels[SYNC_CHUNK:]
-                by_uid: dict[int, list[str]] = {}
-                for uid, key in batch:
-                    by_uid.setdefault(uid, []).append(key)
-                for node, uids in self._remote_many(list(by_uid)).items():
-                    self._publish(node, {"op": "cancel_many",
-                                         "items": [[uid, key] for uid in uids for key in by_uid[uid]]})
-        finally:
-            self._sending.discard("cancels")
+            self._forwarding.discard(op)
