@@ -25,10 +25,21 @@ once more and then finds the other's row.
 once and calls `done(ok, value)` from the committing greenlet (a reading
 loop goes on with its next frame meanwhile).  `submit` blocks only while the
 queue holds more than `max_queue` items: that is the back pressure.
+
+With `linger`, a lane that is busy (its last batch ended less than
+BUSY_WINDOW ago) waits that long before taking the next batch, so that
+batches grow under a steady stream of small requests (each handshake of a
+reconnect storm, say) instead of costing a transaction each; an idle lane
+still runs its first item at once.
+
+Reads that many connections make at once (the handshake's user check, the
+pending store at connect) share transactions the same way, and `Batches`
+does it for what is not the database (pipelined Redis calls).
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from typing import Any, Callable, Generic, Sequence, TypeVar
 
@@ -41,24 +52,57 @@ from .errors import ImboyError
 
 log = logging.getLogger("imboy.db")
 _DUPLICATE_KEY = 1062
+# A lane whose last batch ended this recently is busy: with `linger`, its next batch waits.
+BUSY_WINDOW = 0.05
+#: The wait of batches on a connection's way in (handshakes), where 10 ms is unnoticed.
+LINGER = 0.01
 
 I = TypeVar("I")
 T = TypeVar("T")
 Done = Callable[[bool, Any], None]
 
 
+class Batches(Generic[I, T]):
+    """Items of many greenlets handled together: `handle(items)` returns one outcome per item.
+
+    The batching of `GroupCommit` without the database: a queue and the
+    greenlet that drains it batch after batch (for pipelined Redis calls,
+    say).  An outcome that is an ImboyError fails that item alone; an
+    exception from `handle` fails the whole batch.
+    """
+
+    def __init__(self, handle: Callable[[list[I]], Sequence[Any]], max_items: int = 256,
+                 max_queue: int = 8192, linger: float = 0.0) -> None:
+        self._lane: _Lane[I, T] = _Lane(handle, max_items, max_queue, linger)
+
+    def run(self, item: I) -> T:
+        """Handle `item` in the next batch and return its outcome."""
+        return _wait(self._lane, item)
+
+    def submit(self, item: I, done: Done) -> None:
+        self._lane.submit(item, done)
+
+
 class GroupCommit(Generic[I, T]):
     def __init__(self, db: Database, name: str, batch: Callable[[Tx, Sequence[I]], list[Any]],
                  max_items: int = 256, max_queue: int = 8192, lanes: int = 1,
-                 lane: Callable[[I], Any] | None = None) -> None:
-        self._lanes = [_Lane(db, name, batch, max_items, max_queue) for _ in range(max(1, lanes))]
+                 lane: Callable[[I], Any] | None = None, linger: float = 0.0) -> None:
+        def commit(items: list[I]) -> list[Any]:
+            try:
+                return db.run(name, batch, items)
+            except pymysql.err.IntegrityError as exc:
+                if not exc.args or exc.args[0] != _DUPLICATE_KEY:
+                    raise
+                # Another lane (or node) committed the same key first: run the
+                # batch again, it now sees that row (a resend, or an id in use).
+                return db.run(name, batch, items)
+
+        self._lanes = [_Lane(commit, max_items, max_queue, linger) for _ in range(max(1, lanes))]
         self._lane = lane
 
     def run(self, item: I) -> T:
         """Store `item` in the next batch and return its outcome once committed."""
-        waiter = AsyncResult()
-        self.submit(item, lambda ok, value: waiter.set(value) if ok else waiter.set_exception(value))
-        return waiter.get()
+        return _wait(self, item)
 
     def submit(self, item: I, done: Done) -> None:
         """Queue `item`; `done(True, value)` or `done(False, exception)` follows its commit."""
@@ -67,16 +111,22 @@ class GroupCommit(Generic[I, T]):
         lane.submit(item, done)
 
 
-class _Lane(Generic[I, T]):
-    """One queue of items and the greenlet that commits them, batch after batch."""
+def _wait(queue: Any, item: Any) -> Any:
+    waiter = AsyncResult()
+    queue.submit(item, lambda ok, value: waiter.set(value) if ok else waiter.set_exception(value))
+    return waiter.get()
 
-    def __init__(self, db: Database, name: str, batch: Callable[[Tx, Sequence[I]], list[Any]],
-                 max_items: int, max_queue: int) -> None:
-        self.db = db
-        self.name = name
-        self.batch = batch
+
+class _Lane(Generic[I, T]):
+    """One queue of items and the greenlet that handles them, batch after batch."""
+
+    def __init__(self, handle: Callable[[list[I]], Sequence[Any]], max_items: int, max_queue: int,
+                 linger: float) -> None:
+        self.handle = handle
         self.max_items = max_items
         self.max_queue = max_queue
+        self.linger = linger
+        self._last = -BUSY_WINDOW  # when the last batch ended
         self._queue: deque[tuple[I, Done]] = deque()
         self._worker: gevent.Greenlet | None = None
         self._room: Event | None = None
@@ -94,8 +144,12 @@ class _Lane(Generic[I, T]):
         queue = self._queue
         try:
             while queue:
+                if (self.linger and len(queue) < self.max_items
+                        and time.monotonic() - self._last < BUSY_WINDOW):
+                    gevent.sleep(self.linger)
                 count = min(self.max_items, len(queue))
-                self._commit([queue.popleft() for _ in range(count)])
+                self._handle([queue.popleft() for _ in range(count)])
+                self._last = time.monotonic()
                 if self._room is not None and len(queue) < self.max_queue:
                     self._room.set()
                     self._room = None
@@ -109,17 +163,9 @@ class _Lane(Generic[I, T]):
                 self._room.set()
                 self._room = None
 
-    def _commit(self, entries: list[tuple[I, Done]]) -> None:
-        items = [item for item, _ in entries]
+    def _handle(self, entries: list[tuple[I, Done]]) -> None:
         try:
-            try:
-                outcomes = self.db.run(self.name, self.batch, items)
-            except pymysql.err.IntegrityError as exc:
-                if not exc.args or exc.args[0] != _DUPLICATE_KEY:
-                    raise
-                # Another lane (or node) committed the same key first: run the
-                # batch again, it now sees that row (a resend, or an id in use).
-                outcomes = self.db.run(self.name, self.batch, items)
+            outcomes = self.handle([item for item, _ in entries])
         except BaseException as exc:
             # Not committed: no write of this batch is durable, so none is acknowledged.
             error = exc if isinstance(exc, Exception) else RuntimeError("interrupted")
