@@ -276,14 +276,14 @@ def test_handshakes_beyond_the_gate_get_503_and_later_ones_succeed(make_app, mak
     cd, ce = connect(server, d), connect(server, e)
     # Handshakes that hang in the token check (a slow database, say) hold the gate.
     release, entered = gevent.event.Event(), []
-    original = imboy.users.access_user
+    original = imboy.users.check_active
 
     def slow_access(uid):
         entered.append(uid)
         release.wait(10)
         return original(uid)
 
-    monkeypatch.setattr(imboy.users, "access_user", slow_access)
+    monkeypatch.setattr(imboy.users, "check_active", slow_access)
     proto = {"Sec-WebSocket-Protocol": "text"}
     held = [gevent.spawn(raw_handshake, server.port, headers=dict(proto, authorization=u.token)) for u in (a, b)]
     wait_until(lambda: len(entered) == 2, what="two handshakes in progress")

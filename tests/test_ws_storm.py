@@ -7,7 +7,9 @@ import socket
 
 import gevent.event
 
-from .ws_support import assert_open, befriend, collect, connect, fast_passwords  # noqa: F401
+from imboy import ids
+
+from .ws_support import assert_open, befriend, collect, connect, fast_passwords, make_group  # noqa: F401
 
 
 def _send_handshake(port: int, token: str) -> socket.socket:
@@ -27,7 +29,7 @@ def test_a_handshake_whose_client_gave_up_does_not_replace_the_new_connection(im
     a, b = users(2)
     befriend(imboy, a, b)
     held, release = gevent.event.Event(), gevent.event.Event()
-    real = imboy.users.access_user
+    real = imboy.users.check_active
 
     def slow(uid):
         if not held.is_set():
@@ -35,7 +37,7 @@ def test_a_handshake_whose_client_gave_up_does_not_replace_the_new_connection(im
             release.wait(5)
         return real(uid)
 
-    monkeypatch.setattr(imboy.users, "access_user", slow)
+    monkeypatch.setattr(imboy.users, "check_active", slow)
     stale = _send_handshake(server.port, a.token)
     assert held.wait(5)          # the first attempt waits in the server
     stale.close()                # the client gives up on it ...
@@ -59,13 +61,13 @@ def test_a_user_back_before_the_departure_is_announced_is_not_shown_offline(imbo
     cb = connect(server, b)
     ca = connect(server, a)
     assert _presence_of(cb, a, 2.0) == ["online"]
-    real = imboy.presence._state_and_friends
+    real = imboy.presence._states_and_friends
 
-    def slow(uid):
+    def slow(uids):
         gevent.sleep(0.5)  # the departure's read is still running when A comes back
-        return real(uid)
+        return real(uids)
 
-    monkeypatch.setattr(imboy.presence, "_state_and_friends", slow)
+    monkeypatch.setattr(imboy.presence, "_states_and_friends", slow)
     ca.close()
     gevent.sleep(0.1)
     ca = connect(server, a)
@@ -76,6 +78,56 @@ def test_a_user_back_before_the_departure_is_announced_is_not_shown_offline(imbo
     # A real departure is still announced.
     assert _presence_of(cb, a, 2.0) == ["offline"]
     cb.close()
+
+
+def _backlog(imboy, sender, limit_over, two, group_member):
+    """Pending messages for a batch of arrivals: over the limit (3), under it, mixed with a
+    group's; returns the ids each user should get, oldest first."""
+    gid = ids.decode(make_group(imboy, sender, limit_over, two, group_member))
+    send = imboy.messages.send_c2c
+    for n in range(4):
+        send(sender.id, limit_over.id, f"over-{n}", '"x"', 1)
+    send(sender.id, two.id, "two-0", '"x"', 1)
+    send(sender.id, group_member.id, "mixed-0", '"x"', 1)
+    imboy.messages.send_c2g(sender.id, gid, "group-0", '"x"', 1)
+    send(sender.id, group_member.id, "mixed-1", '"x"', 1)
+    send(sender.id, two.id, "two-1", '"x"', 1)
+    send(sender.id, limit_over.id, "over-4", '"x"', 1)
+    return {two.id: ["two-0", "group-0", "two-1"], group_member.id: ["mixed-0", "group-0", "mixed-1"],
+            limit_over.id: ["over-2", "over-3", "group-0", "over-4"]}
+
+
+def test_pending_of_many_users_read_together_keeps_each_users_own_and_the_limit(make_app, users):
+    """The pending store is read for a batch of arriving users at once: each gets only its own
+    messages, one-to-one and group merged oldest first, the newest up to the limit."""
+    imboy = make_app(PENDING_LIMIT=3).extensions["imboy"]
+    sender, over, two, member, idle = users(5)
+    befriend(imboy, sender, over, two, member)
+    expected = _backlog(imboy, sender, over, two, member)
+    got = imboy.db.run("test.pending", imboy.messages.load_pending_many,
+                       [over.id, idle.id, two.id, member.id, two.id])
+    assert {uid: [row["msg_id"] for _, row in rows] for uid, rows in got.items()} == {**expected, idle.id: []}
+    assert {kind for _, rows in got.items() for kind, _ in rows} == {"C2C", "C2G"}
+    # The oldest over the limit were dropped, not left to come back later.
+    again = imboy.db.run("test.pending", imboy.messages.load_pending_many, [over.id])
+    assert [row["msg_id"] for _, row in again[over.id]] == expected[over.id]
+
+
+def test_users_arriving_together_each_get_their_own_backlog(make_app, make_server, users):
+    """Clients connecting at the same moment share the pending read; none gets another's."""
+    app = make_app(PENDING_LIMIT=3)
+    imboy = app.extensions["imboy"]
+    server = make_server(app)
+    sender, over, two, member = users(4)
+    befriend(imboy, sender, over, two, member)
+    expected = _backlog(imboy, sender, over, two, member)
+    people = [over, two, member]
+    clients = [job.get(timeout=10) for job in [gevent.spawn(connect, server, p) for p in people]]
+    for person, client in zip(people, clients):
+        frames = [f for _, f in collect(client, 1.0) if f.get("type") in ("C2C", "C2G")]
+        # Unacked, so the retries follow; the first copies come in the order stored.
+        assert list(dict.fromkeys(f["id"] for f in frames)) == expected[person.id]
+        client.close()
 
 
 def _presence_of(client, who, seconds: float) -> list[str]:

@@ -34,6 +34,21 @@ def state_and_friend_ids(tx: Tx, uid: int) -> tuple[str, list[int]]:
     return rows[0]["state"], [int(r["to_user_id"]) for r in rows if r["to_user_id"] is not None]
 
 
+def states_and_friend_ids(tx: Tx, uids: Sequence[int]) -> dict[int, tuple[str, list[int]]]:
+    """`state_and_friend_ids` of many users in one statement (absent: no such user)."""
+    if not uids:
+        return {}
+    marks = ", ".join(["%s"] * len(uids))
+    rows = tx.all("SELECT u.`id`, u.`state`, f.`to_user_id` FROM `user` u LEFT JOIN `user_friend` f"
+                  f" ON f.`from_user_id` = u.`id` AND f.`status` = 1 WHERE u.`id` IN ({marks})", list(uids))
+    out: dict[int, tuple[str, list[int]]] = {}
+    for r in rows:
+        entry = out.setdefault(int(r["id"]), (r["state"], []))
+        if r["to_user_id"] is not None:
+            entry[1].append(int(r["to_user_id"]))
+    return out
+
+
 def friend_ids(tx: Tx, uid: int) -> list[int]:
     return [r["to_user_id"] for r in tx.all(
         "SELECT `to_user_id` FROM `user_friend` WHERE `from_user_id` = %s AND `status` = 1", (uid,))]

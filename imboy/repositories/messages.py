@@ -41,6 +41,22 @@ def pending_counts(tx: Tx, to_uids: Sequence[int]) -> dict[int, int]:
     return {int(r["to_id"]): int(r["n"]) for r in rows}
 
 
+def pending_counts_both(tx: Tx, to_uids: Sequence[int]) -> tuple[dict[int, int], dict[int, int]]:
+    """How many one-to-one and group messages wait for each of `to_uids`, in one statement."""
+    if not to_uids:
+        return {}, {}
+    marks = ", ".join(["%s"] * len(to_uids))
+    rows = tx.all(f"SELECT 1 AS `g`, `to_id`, COUNT(*) AS `n` FROM `msg_c2c` WHERE `to_id` IN ({marks})"
+                  " AND `status` = 0 GROUP BY `to_id`"
+                  f" UNION ALL SELECT 2 AS `g`, `to_id`, COUNT(*) AS `n` FROM `msg_c2g_timeline`"
+                  f" WHERE `to_id` IN ({marks}) GROUP BY `to_id`", [*to_uids, *to_uids])
+    c2c: dict[int, int] = {}
+    c2g: dict[int, int] = {}
+    for r in rows:
+        (c2c if int(r["g"]) == 1 else c2g)[int(r["to_id"])] = int(r["n"])
+    return c2c, c2g
+
+
 def mark_acked(tx: Tx, row_ids: Sequence[int]) -> int:
     """Pending messages (by row id) become acked."""
     if not row_ids:
@@ -86,6 +102,13 @@ def newest_pending_c2c(tx: Tx, to_uid: int, limit: int) -> list[dict[str, Any]]:
                   " ORDER BY `id` DESC LIMIT %s", (to_uid, limit))
     rows.reverse()
     return rows
+
+
+def pending_c2c_of(tx: Tx, to_uids: Sequence[int]) -> list[dict[str, Any]]:
+    """Every message waiting for any of `to_uids`, oldest first (callers know the counts)."""
+    marks = ", ".join(["%s"] * len(to_uids))
+    return tx.all(f"SELECT {C2C_COLS} FROM `msg_c2c` WHERE `to_id` IN ({marks}) AND `status` = 0"
+                  " ORDER BY `id`", list(to_uids))
 
 
 def drop_pending_before(tx: Tx, to_uid: int, row_id: int) -> int:
@@ -136,6 +159,15 @@ def pending_c2g(tx: Tx, to_uid: int, limit: int = 100000) -> list[dict[str, Any]
                   (to_uid, limit))
     rows.reverse()
     return rows
+
+
+def pending_c2g_of(tx: Tx, to_uids: Sequence[int]) -> list[dict[str, Any]]:
+    """Every group message waiting for any of `to_uids` (with the member as `to_id`), oldest first."""
+    marks = ", ".join(["%s"] * len(to_uids))
+    return tx.all("SELECT t.`id` AS `tid`, t.`to_id` AS `member`, m.`id`, m.`msg_id`, m.`from_id`,"
+                  " m.`to_groupid`, m.`payload`, m.`created_at`, m.`server_ts` FROM `msg_c2g_timeline` t"
+                  f" JOIN `msg_c2g` m ON m.`msg_id` = t.`msg_id` WHERE t.`to_id` IN ({marks})"
+                  " ORDER BY t.`id`", list(to_uids))
 
 
 def trim_c2g(tx: Tx, to_uid: int, oldest_kept_tid: int) -> int:

@@ -22,6 +22,16 @@ def by_ids(tx: Tx, uids: Iterable[int]) -> dict[int, dict[str, Any]]:
     return {r["id"]: r for r in rows}
 
 
+def active_ids(tx: Tx, uids: Iterable[int]) -> set[int]:
+    """Which of `uids` are active accounts."""
+    uids = list(dict.fromkeys(uids))
+    if not uids:
+        return set()
+    marks = ", ".join(["%s"] * len(uids))
+    return {int(r["id"]) for r in tx.all(f"SELECT `id` FROM `user` WHERE `id` IN ({marks}) AND `status` = 1",
+                                         uids)}
+
+
 def credentials_by(tx: Tx, column: str, value: str) -> dict[str, Any] | None:
     """The row with password hash, looked up by email, mobile or account."""
     if column not in ("email", "mobile", "account"):

@@ -186,22 +186,41 @@ class MessageService:
         self._group_acks.submit((uid, msg_id), done)
 
     # the pending store --------------------------------------------------
-    def load_pending(self, tx: Tx, uid: int) -> list[tuple[str, dict[str, Any]]]:
-        """Everything `uid` has not acked, oldest first, as ("C2C"|"C2G", row), in the caller's
-        transaction; over the pending limit the oldest are dropped."""
-        c2c_rows = repo.newest_pending_c2c(tx, uid, self.pending_limit)
-        if len(c2c_rows) == self.pending_limit:
-            # Over the limit (several workers stored at once): the oldest go.
-            repo.drop_pending_before(tx, uid, c2c_rows[0]["id"])
-        c2c = [("C2C", r) for r in c2c_rows]
-        group_rows = repo.pending_c2g(tx, uid, self.pending_limit)
-        if len(group_rows) == self.pending_limit:
-            # Over the limit, the oldest group messages go, as for C2C.
-            repo.trim_c2g(tx, uid, group_rows[0]["tid"])
-        c2g = [("C2G", r) for r in group_rows]
-        if not c2g:
-            return c2c
-        return sorted(c2c + c2g, key=lambda kr: (kr[1]["server_ts"], kr[1]["id"]))
+    def load_pending_many(self, tx: Tx, uids: Sequence[int]) -> dict[int, list[tuple[str, dict[str, Any]]]]:
+        """For each of `uids`, everything it has not acked, oldest first, as ("C2C"|"C2G", row),
+        in the caller's transaction; over the pending limit the oldest are dropped.
+
+        Three statements for the whole batch in the usual case: the counts, then
+        the messages of every user under the limit; a user at the limit is read
+        (and trimmed) alone.
+        """
+        uids = list(dict.fromkeys(uids))
+        limit = self.pending_limit
+        c2c_counts, c2g_counts = repo.pending_counts_both(tx, uids)
+        c2c: dict[int, list[dict[str, Any]]] = {}
+        c2g: dict[int, list[dict[str, Any]]] = {}
+        few = [uid for uid, n in c2c_counts.items() if n < limit]
+        for row in repo.pending_c2c_of(tx, few) if few else ():
+            c2c.setdefault(int(row["to_id"]), []).append(row)
+        few = [uid for uid, n in c2g_counts.items() if n < limit]
+        for row in repo.pending_c2g_of(tx, few) if few else ():
+            c2g.setdefault(int(row.pop("member")), []).append(row)
+        for uid, n in c2c_counts.items():
+            if n >= limit:
+                c2c[uid] = repo.newest_pending_c2c(tx, uid, limit)
+                # Over the limit (several workers stored at once): the oldest go.
+                repo.drop_pending_before(tx, uid, c2c[uid][0]["id"])
+        for uid, n in c2g_counts.items():
+            if n >= limit:
+                c2g[uid] = repo.pending_c2g(tx, uid, limit)
+                # Over the limit, the oldest group messages go, as for C2C.
+                repo.trim_c2g(tx, uid, c2g[uid][0]["tid"])
+        out: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        for uid in uids:
+            one = [("C2C", r) for r in c2c.get(uid, ())]
+            group = [("C2G", r) for r in c2g.get(uid, ())]
+            out[uid] = sorted(one + group, key=lambda kr: (kr[1]["server_ts"], kr[1]["id"])) if group else one
+        return out
 
     def pending_c2c_since(self, uid: int, last_server_ts: int) -> list[dict[str, Any]]:
         return self.db.run("messages.pending_since", repo.pending_c2c, uid, last_server_ts, self.pending_limit)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .. import ids
-from ..db import Database
+from ..batching import LINGER, GroupCommit
+from ..db import Database, Tx
 from ..errors import BadRequest, NotFound
 from ..repositories import users as users_repo
 
@@ -30,6 +31,8 @@ class UserService:
         # Called with (uid, state) after a state change commits; the
         # presence service plugs in here.
         self.on_state_change: Callable[[int, str], None] | None = None
+        # Handshakes arrive by the thousand after a network blip: their checks share reads.
+        self._checks: GroupCommit[int, None] = GroupCommit(db, "users.check", _check_active, linger=LINGER)
 
     def public(self, row: dict[str, Any]) -> dict[str, Any]:
         return public_user(row, self.default_avatar)
@@ -39,6 +42,10 @@ class UserService:
         if row is None:
             raise NotFound("User not found")
         return row
+
+    def check_active(self, uid: int) -> None:
+        """Raise NotFound unless `uid` is an active account (read together with other callers')."""
+        self._checks.run(uid)
 
     def open_info(self, uid: int) -> dict[str, Any]:
         return self.public(self.access_user(uid))
@@ -54,3 +61,8 @@ class UserService:
         self.db.run("users.change_state", users_repo.set_state, uid, state)
         if self.on_state_change is not None:
             self.on_state_change(uid, state)
+
+
+def _check_active(tx: Tx, uids: list[int]) -> list[NotFound | None]:
+    active = users_repo.active_ids(tx, uids)
+    return [None if uid in active else NotFound("User not found") for uid in uids]

@@ -79,7 +79,7 @@ def decide(environ: dict[str, Any], imboy: Any) -> tuple[int, str, str]:
         raise Refusal("400 Bad Request", b"Unknown device type (cos)")
     try:
         uid = imboy.tokens.verify_access(token)
-        imboy.users.access_user(uid)
+        imboy.users.check_active(uid)
     except ServiceUnavailable as exc:
         raise Refusal("503 Service Unavailable", exc.msg.encode("utf-8")) from None
     except (TokenExpired, TokenInvalid, RefreshTokenNotAccepted) as exc:
