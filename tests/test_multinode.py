@@ -124,6 +124,26 @@ def test_c2c_both_ways(cluster, seed, clients, rds):
     wa.nothing(0.1)
 
 
+def test_connections_register_after_redis_forgot_the_scripts(cluster, seed, clients, rds):
+    """Registrations go to Redis in pipelines of the scripts' hashes: a Redis that lost its
+    scripts (restarted, SCRIPT FLUSH) gets them again and nobody is left unregistered."""
+    A, B = cluster
+    a, b, c = seed.users(3)
+    seed.friends((a, b), (a, c))
+    wa = clients.connect(A, a)
+    wait_registered(rds, a)
+    rds.script_flush()
+    wb, wc = clients.connect(B, b), clients.connect(A, c)
+    assert wait_registered(rds, b) != wait_registered(rds, c)
+    for ws, user in ((wb, b), (wc, c)):
+        m = mid()
+        send_c2c(wa, user, m)
+        expect_msg(ws, "C2C", m)
+        acked(ws, m)
+    # Registered by the pipelines themselves, not by a resync after a failure.
+    assert "redis unreachable" not in A.log() + B.log()
+
+
 def test_ack_on_one_node_stops_retries_on_the_other(cluster, seed, clients, rds):
     A, B = cluster
     a, b = seed.users(2)

@@ -35,6 +35,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..batching import LINGER, Batches
 from ..jsonutil import dumps, loads
 from .redis_scripts import ADD, PURGE, REMOVE, SYNC
 from .registry import LocalRegistry
@@ -83,6 +84,9 @@ class RedisRegistry:
         # op -> [(uid, item)]: what waits to be forwarded to the nodes where uid is connected.
         self._outbox: dict[str, list[tuple[int, list[Any]]]] = {"push_batch": [], "cancel_many": []}
         self._forwarding: set[str] = set()
+        # Registrations and unregistrations of many connections at once (a reconnect storm)
+        # go to Redis in one pipeline, in the order they were made.
+        self._changes: Batches[tuple[Any, list[str], list[Any]], Any] = Batches(self._change_many, SYNC_CHUNK, linger=LINGER)
         self._last_heard = 0.0
         #: Set by the composition root: close a connection replaced on another node (786).
         self.on_kick: Callable[["Connection"], None] | None = None
@@ -303,9 +307,9 @@ class RedisRegistry:
         if not self.redis_ok:
             return first_here, old_local
         try:
-            old_entry, live = self._add(keys=[P + f"presence:{conn.uid}", P + f"nodeusers:{self.node}"],
-                                        args=[conn.device, self._entry(conn), P + "alive:", conn.uid,
-                                              "1" if first_here else "0"])
+            old_entry, live = self._changes.run((
+                self._add, [P + f"presence:{conn.uid}", P + f"nodeusers:{self.node}"],
+                [conn.device, self._entry(conn), P + "alive:", conn.uid, "1" if first_here else "0"]))
         except redis.RedisError as exc:
             self._failed("add", exc)
             return first_here, old_local
@@ -324,13 +328,38 @@ class RedisRegistry:
         if not self.redis_ok:
             return last_here
         try:
-            live = self._remove(keys=[P + f"presence:{conn.uid}", P + f"nodeusers:{self.node}"],
-                                args=[conn.device, self._entry(conn), P + "alive:", conn.uid,
-                                      "1" if last_here else "0"])
+            live = self._changes.run((
+                self._remove, [P + f"presence:{conn.uid}", P + f"nodeusers:{self.node}"],
+                [conn.device, self._entry(conn), P + "alive:", conn.uid, "1" if last_here else "0"]))
         except redis.RedisError as exc:
             self._failed("remove", exc)
             return last_here
         return last_here and int(live) == 0
+
+    def _change_many(self, changes: list[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+        """Run each (script, keys, args) in one pipeline; a script Redis lost (a restart) is
+        loaded again and only the calls it failed are run again."""
+        results: list[Any] = [None] * len(changes)
+        todo = list(range(len(changes)))
+        for attempt in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            for i in todo:
+                script, keys, args = changes[i]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            missing: list[int] = []
+            for i, result in zip(todo, pipe.execute(raise_on_error=False)):
+                if isinstance(result, redis.exceptions.NoScriptError) and not attempt:
+                    missing.append(i)
+                elif isinstance(result, Exception):
+                    raise result
+                else:
+                    results[i] = result
+            if not missing:
+                break
+            for script in {changes[i][0] for i in missing}:
+                self.redis.script_load(script.script)
+            todo = missing
+        return results
 
     # queries -----------------------------------------------------------------------
     def _is_live(self, node: str) -> bool:
