@@ -16,7 +16,7 @@ from typing import Any
 import gevent
 from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
 
-from .server import lean_greenlets
+from .server import lean_greenlets, tune_gc
 from .ws.handler import ImboyWebSocketHandler
 
 log = logging.getLogger("imboy")
@@ -42,6 +42,7 @@ class ImboyWorker(GeventWebSocketWorker):
             return created
 
         self.server_class = server
+        tune_gc()
         super().run()
 
     def _drain(self) -> None:
