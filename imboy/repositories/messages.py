@@ -142,13 +142,39 @@ def insert_c2g(tx: Tx, msg_id: str, from_uid: int, gid: int, payload: str, creat
                        " VALUES (%s, %s, %s, %s)", [(gid, uid, server_ts, msg_id) for uid in member_ids])
 
 
+def insert_c2g_to_members(tx: Tx, msg_id: str, from_uid: int, gid: int, payload: str, created_at: int,
+                          server_ts: int) -> list[int]:
+    """Store a group message with a pending entry for every active member but the sender,
+    made by the database from the member list; returns those members."""
+    tx.execute("INSERT INTO `msg_c2g` (`msg_id`, `from_id`, `to_groupid`, `payload`, `created_at`, `server_ts`)"
+               " VALUES (%s, %s, %s, %s, %s, %s)", (msg_id, from_uid, gid, payload, created_at, server_ts))
+    tx.execute("INSERT INTO `msg_c2g_timeline` (`to_groupid`, `to_id`, `created_at`, `msg_id`)"
+               " SELECT %s, `user_id`, %s, %s FROM `group_member` WHERE `group_id` = %s AND `status` = 1"
+               " AND `user_id` <> %s", (gid, server_ts, msg_id, gid, from_uid))
+    return [int(r["to_id"]) for r in tx.all("SELECT `to_id` FROM `msg_c2g_timeline` WHERE `msg_id` = %s",
+                                            (msg_id,))]
+
+
 def ack_c2g_many(tx: Tx, acks: Sequence[tuple[int, str]]) -> int:
-    """Remove the (member, msg_id) pending entries, in one statement."""
-    if not acks:
-        return 0
-    where = " OR ".join(["(`msg_id` = %s AND `to_id` = %s)"] * len(acks))
-    return tx.execute(f"DELETE FROM `msg_c2g_timeline` WHERE {where}",
-                      [v for uid, msg_id in acks for v in (msg_id, uid)])
+    """Remove the (member, msg_id) pending entries: one statement per message acked
+    (or per member, when that makes fewer), each an IN list on the unique key."""
+    by_msg: dict[str, list[int]] = {}
+    by_member: dict[int, list[str]] = {}
+    for uid, msg_id in acks:
+        by_msg.setdefault(msg_id, []).append(uid)
+        by_member.setdefault(uid, []).append(msg_id)
+    removed = 0
+    if len(by_msg) <= len(by_member):
+        for msg_id, uids in by_msg.items():
+            marks = ", ".join(["%s"] * len(uids))
+            removed += tx.execute(f"DELETE FROM `msg_c2g_timeline` WHERE `msg_id` = %s AND `to_id` IN ({marks})",
+                                  [msg_id, *uids])
+    else:
+        for uid, msg_ids in by_member.items():
+            marks = ", ".join(["%s"] * len(msg_ids))
+            removed += tx.execute(f"DELETE FROM `msg_c2g_timeline` WHERE `to_id` = %s AND `msg_id` IN ({marks})",
+                                  [uid, *msg_ids])
+    return removed
 
 
 def pending_c2g(tx: Tx, to_uid: int, limit: int = 100000) -> list[dict[str, Any]]:

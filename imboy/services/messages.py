@@ -172,9 +172,8 @@ class MessageService:
                 return Stored(existing, False, [])
             if not groups_repo.is_active_member(tx, gid, from_uid):
                 raise Refused("Not a member of this group")
-            members = [u for u in groups_repo.active_member_ids(tx, gid) if u != from_uid]
             server_ts = now_ms()
-            repo.insert_c2g(tx, msg_id, from_uid, gid, payload, created_at, server_ts, members)
+            members = repo.insert_c2g_to_members(tx, msg_id, from_uid, gid, payload, created_at, server_ts)
             row = {"msg_id": msg_id, "from_id": from_uid, "to_groupid": gid, "payload": payload,
                    "created_at": created_at, "server_ts": server_ts}
             return Stored(row, True, members)
