@@ -113,11 +113,11 @@ class BenchDB:
             self._hash = hash_password(PASSWORD)
         now = _now_ms()
         tag = uuid.uuid4().hex[:6]
-        rows = [(f"{prefix}{tag}{i}@bench.invalid", f"b{tag}{i}", self._hash, f"{prefix}{i}", now)
-                for i in range(n)]
+        rows = [(f"{prefix}{tag}{i}@bench.invalid", f"b{tag}{i}", self._hash, f"{prefix}{i}", 1, now, "", "",
+                 "online", 0, "127.0.0.1", "bench") for i in range(n)]
         self._many("bench.users", "INSERT INTO `user` (`email`, `account`, `password`, `nickname`, `status`,"
                    " `created_at`, `avatar`, `sign`, `state`, `ref_user_id`, `reg_ip`, `reg_cosv`)"
-                   " VALUES (%s, %s, %s, %s, 1, %s, '', '', 'online', 0, '127.0.0.1', 'bench')", rows)
+                   " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
         accounts = [r[1] for r in rows]
         found: dict[str, int] = {}
 
@@ -135,11 +135,11 @@ class BenchDB:
         now = _now_ms()
         rows = []
         for a, b in pairs:
-            rows.append((a, b, now, now))
-            rows.append((b, a, now, now))
+            rows.append((a, b, 1, 0, "", now, now, "{}"))
+            rows.append((b, a, 1, 0, "", now, now, "{}"))
         self._many("bench.friends", "INSERT INTO `user_friend` (`from_user_id`, `to_user_id`, `status`,"
                    " `category_id`, `remark`, `created_at`, `updated_at`, `setting`)"
-                   " VALUES (%s, %s, 1, 0, '', %s, %s, '{}')", rows)
+                   " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
         return len(rows) // 2
 
     def add_group(self, owner: int, members: Sequence[int], name: str = "bench group") -> int:
@@ -154,18 +154,18 @@ class BenchDB:
                              (owner, owner, len(everyone), len(everyone), name, now, now))
 
         gid = self.db.run("bench.group", create)
-        rows = [(gid, uid, 4 if uid == owner else 1, now, now) for uid in everyone]
+        rows = [(gid, uid, 4 if uid == owner else 1, 1, now, now) for uid in everyone]
         self._many("bench.members", "INSERT INTO `group_member` (`group_id`, `user_id`, `role`, `status`,"
-                   " `created_at`, `updated_at`) VALUES (%s, %s, %s, 1, %s, %s)", rows)
+                   " `created_at`, `updated_at`) VALUES (%s, %s, %s, %s, %s, %s)", rows)
         return gid
 
     def add_pending(self, messages: Sequence[tuple[int, int, str, str]]) -> None:
         """Pending C2C rows (from_uid, to_uid, msg_id, payload_json), as if sent while offline."""
         now = _now_ms()
-        rows = [(msg_id, f, t, payload, now, now + i // 1000) for i, (f, t, msg_id, payload)
+        rows = [(msg_id, f, t, payload, now, now + i // 1000, 0) for i, (f, t, msg_id, payload)
                 in enumerate(messages)]
         self._many("bench.pending", "INSERT INTO `msg_c2c` (`msg_id`, `from_id`, `to_id`, `payload`, `created_at`,"
-                   " `server_ts`, `status`) VALUES (%s, %s, %s, %s, %s, %s, 0)", rows)
+                   " `server_ts`, `status`) VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
 
     def pending_count(self, to_uid: int | None = None) -> int:
         """C2C messages not acked yet (for one user, or for everyone)."""

@@ -50,6 +50,9 @@ _DEADLOCK = 1213
 _ATTEMPTS = 3
 
 
+_MULTI_ROW_INSERT = pymysql.cursors.RE_INSERT_VALUES
+
+
 class Tx:
     """One transaction on one connection: execute, fetch, insert."""
 
@@ -73,6 +76,11 @@ class Tx:
         return self._cur.rowcount
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """One statement for all `rows`: an INSERT whose VALUES hold nothing but `%s`
+        (PyMySQL makes it one multi-row INSERT; anything else in VALUES, even a
+        constant, and it silently sends one statement per row)."""
+        if not _MULTI_ROW_INSERT.match(sql):
+            raise ValueError("executemany needs INSERT ... VALUES (%s, ...) with only %s placeholders")
         self.statements += 1
         self._cur.executemany(self._sql(sql), [tuple(r) for r in rows])
         return self._cur.rowcount

@@ -227,6 +227,26 @@ def test_a_deadlock_victim_is_run_again(counter_table, make_db):
 
 
 # --- both backends ---------------------------------------------------------------------
+def test_executemany_sends_one_multi_row_insert(counter_table, make_db):
+    """A batch of rows is one statement on the server, not one per row."""
+    db = make_db(counter_table)
+
+    def body(tx):
+        before = int(tx.one("SHOW SESSION STATUS LIKE 'Com_insert'")["Value"])
+        tx.executemany("INSERT INTO counter (id, n) VALUES (%s, %s)", [(i, i) for i in range(10, 60)])
+        return int(tx.one("SHOW SESSION STATUS LIKE 'Com_insert'")["Value"]) - before
+
+    assert db.run("test.many", body) == 1
+    assert db.run("test.count", lambda tx: tx.scalar("SELECT COUNT(*) FROM counter")) == 52
+
+
+def test_executemany_refuses_what_would_be_one_statement_per_row(database_url, make_db):
+    """A constant among the VALUES makes PyMySQL fall back to a statement per row: refused."""
+    db = make_db(database_url)
+    with pytest.raises(ValueError, match="only %s placeholders"):
+        db.run("test.many", lambda tx: tx.executemany("INSERT INTO t (a, b) VALUES (%s, 0)", [(1,), (2,)]))
+
+
 def test_a_nested_transaction_is_refused_at_once(database_url, make_db):
     db = make_db(database_url, pool_size=2, pool_timeout=5)
 

@@ -26,8 +26,8 @@ def c2c_by_msg_ids(tx: Tx, msg_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
 def insert_c2c_many(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:
     """Store new messages as pending, in one multi-row INSERT."""
     tx.executemany("INSERT INTO `msg_c2c` (`msg_id`, `from_id`, `to_id`, `payload`, `created_at`, `server_ts`,"
-                   " `status`) VALUES (%s, %s, %s, %s, %s, %s, 0)",
-                   [(r["msg_id"], r["from_id"], r["to_id"], r["payload"], r["created_at"], r["server_ts"])
+                   " `status`) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                   [(r["msg_id"], r["from_id"], r["to_id"], r["payload"], r["created_at"], r["server_ts"], PENDING)
                     for r in rows])
 
 
