@@ -39,7 +39,7 @@ class MessageService:
         self.pending_limit = pending_limit
         # Sends and acks of many connections share transactions and commits.
         self._sends: GroupCommit[tuple, Stored] = GroupCommit(
-            db, "messages.send_c2c", self._store_c2c, lanes=2, lane=lambda item: item[0])
+            db, "messages.send_c2c", self._store_c2c, lanes=4, lane=lambda item: item[0])
         self._acks: GroupCommit[tuple[int, str], bool] = GroupCommit(
             db, "messages.ack_c2c", _ack_c2c, lanes=2, lane=lambda item: item[1])
         # Recipient -> how many more messages it can surely take before the
