@@ -16,7 +16,7 @@ from typing import Any
 import gevent
 from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
 
-from .server import lean_greenlets, tune_gc
+from .server import lean_greenlets, pace_accepts, tune_gc
 from .ws.handler import ImboyWebSocketHandler
 
 log = logging.getLogger("imboy")
@@ -37,7 +37,7 @@ class ImboyWorker(GeventWebSocketWorker):
             # No pywsgi access line: it would print a browser's token from the query string
             # (`python wsgi.py` has none either; imboy logs HTTP requests itself, redacted).
             kwargs["log"] = None
-            created = make(*args, **kwargs)
+            created = pace_accepts(make(*args, **kwargs))
             self._servers.append(created)
             return created
 

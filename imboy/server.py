@@ -50,12 +50,32 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+# Connections accepted per turn of the event loop (gevent's default: 100).
+MAX_ACCEPT = 10
+
+
+def pace_accepts(server: Any) -> Any:
+    """Accept a reconnect storm a few connections at a time.
+
+    gevent accepts up to 100 waiting connections per loop turn and starts a
+    greenlet for each; in a storm of 20,000 clients every turn then began 100
+    handshakes that competed for the same database and Redis round trips, so
+    many were refused as busy (503) or passed the client's 10-second time-out
+    and were tried again.  With 10 per turn the handshakes already started
+    finish first and the rest wait in the kernel's listen queue (backlog
+    4,096): all 20,000 were back in 19-21 s instead of 44 s (43,260 retries
+    -> 436-1,538; bench/RESULTS.md).  1 and 30 per turn were no better than 100.
+    """
+    server.max_accept = MAX_ACCEPT
+    return server
+
+
 def make_server(app: Any, host: str, port: int, access_log: bool = False) -> WSGIServer:
     lean_greenlets()
     # A listen backlog far above gevent's 128: reconnect storms arrive at once.
-    return WSGIServer((host, port), app, handler_class=ImboyWebSocketHandler, backlog=4096,
-                      log=logging.getLogger("imboy.access") if access_log else None,
-                      error_log=logging.getLogger("imboy.http"))
+    return pace_accepts(WSGIServer((host, port), app, handler_class=ImboyWebSocketHandler, backlog=4096,
+                                   log=logging.getLogger("imboy.access") if access_log else None,
+                                   error_log=logging.getLogger("imboy.http")))
 
 
 def serve(app: Any) -> None:
