@@ -8,6 +8,7 @@ import gevent.event
 from imboy.clock import now_ms
 from imboy.repositories import friends as friends_repo
 from imboy.repositories import messages as messages_repo
+from imboy.services import messages as messages_service
 
 from .ws_support import befriend, collect, connect, fast_passwords, ids_of, take  # noqa: F401
 
@@ -168,6 +169,26 @@ def test_ack_removes_exactly_the_acking_recipients_entry(imboy, server, users):
     assert collect(cb, 0.6, "C2C") == []
     for x in (ca, cb, cc):
         x.close()
+
+
+def test_acks_committed_together_each_get_their_own_answer(imboy, users):
+    """One batch of acks: duplicates, an ack of a message acked before, of another user's
+    message and of an unknown id; only each acker's own pending messages become acked."""
+    a, b, c = users(3)
+    befriend(imboy, a, b, c)
+    for msg_id, to in (("m-b1", b), ("m-b2", b), ("m-old", b), ("m-c1", c)):
+        imboy.messages.send_c2c(a.id, to.id, msg_id, "x", 1)
+    assert imboy.db.run("test.acks", messages_service._ack_c2c, [(b.id, "m-old")]) == [True]
+    batch = [(b.id, "m-b1"), (b.id, "m-b1"), (b.id, "m-old"), (b.id, "m-c1"), (c.id, "unknown"),
+             (a.id, "m-b2"), (b.id, "m-b2")]
+    assert imboy.db.run("test.acks", messages_service._ack_c2c, batch) == [
+        True, True, True, False, False, False, True]
+    assert _pending_ids(imboy, b.id) == []
+    assert _pending_ids(imboy, c.id) == ["m-c1"]
+    assert [_row(imboy, m)["status"] for m in ("m-b1", "m-b2", "m-old", "m-c1")] == [
+        messages_repo.ACKED, messages_repo.ACKED, messages_repo.ACKED, messages_repo.PENDING]
+    assert imboy.db.run("test.acks", messages_service._ack_c2c, [(c.id, "m-c1"), (c.id, "m-c1")]) == [True, True]
+    assert _pending_ids(imboy, c.id) == []
 
 
 def test_offline_messages_arrive_at_connect_oldest_first_and_until_acked(imboy, server, users):

@@ -57,13 +57,23 @@ def pending_counts_both(tx: Tx, to_uids: Sequence[int]) -> tuple[dict[int, int],
     return c2c, c2g
 
 
-def mark_acked(tx: Tx, row_ids: Sequence[int]) -> int:
-    """Pending messages (by row id) become acked."""
-    if not row_ids:
+def ack_c2c_many(tx: Tx, acks: Sequence[tuple[int, str]]) -> int:
+    """Pending messages of the distinct (recipient, msg_id) pairs become acked; returns how
+    many were pending (one statement: the range on the `msg_id` key, then the recipient)."""
+    if not acks:
         return 0
-    marks = ", ".join(["%s"] * len(row_ids))
-    return tx.execute(f"UPDATE `msg_c2c` SET `status` = 1 WHERE `id` IN ({marks}) AND `status` = 0",
-                      list(row_ids))
+    pairs = " OR ".join(["(`msg_id` = %s AND `to_id` = %s)"] * len(acks))
+    return tx.execute(f"UPDATE `msg_c2c` SET `status` = 1 WHERE `status` = 0 AND ({pairs})",
+                      [v for uid, msg_id in acks for v in (msg_id, uid)])
+
+
+def recipients_of(tx: Tx, msg_ids: Sequence[str]) -> dict[str, int]:
+    """The recipient of each stored message among `msg_ids`."""
+    if not msg_ids:
+        return {}
+    marks = ", ".join(["%s"] * len(msg_ids))
+    rows = tx.all(f"SELECT `msg_id`, `to_id` FROM `msg_c2c` WHERE `msg_id` IN ({marks})", list(msg_ids))
+    return {r["msg_id"]: int(r["to_id"]) for r in rows}
 
 
 def insert_c2c(tx: Tx, msg_id: str, from_uid: int, to_uid: int, payload: str, created_at: int,

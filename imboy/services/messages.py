@@ -226,12 +226,14 @@ class MessageService:
 
 
 def _ack_c2c(tx: Tx, items: Sequence[tuple[int, str]]) -> list[bool]:
-    """A batch of one-to-one acks: one SELECT and one UPDATE."""
-    rows = repo.c2c_by_msg_ids(tx, list({msg_id for _, msg_id in items}))
-    mine = [rows.get(msg_id) for uid, msg_id in items]
-    found = [row is not None and row["to_id"] == uid for row, (uid, _) in zip(mine, items)]
-    repo.mark_acked(tx, list({row["id"] for row, ok in zip(mine, found) if ok and row["status"] == repo.PENDING}))
-    return found  # acked before is fine: the ack is idempotent
+    """A batch of one-to-one acks: one UPDATE.  Only when some ack matched no pending message
+    (acked before, dropped, unknown or not the acker's) does a SELECT tell which were the
+    acker's: acked before counts as found, since an ack is idempotent."""
+    acks = list(set(items))
+    if repo.ack_c2c_many(tx, acks) == len(acks):
+        return [True] * len(items)
+    to = repo.recipients_of(tx, list({msg_id for _, msg_id in acks}))
+    return [to.get(msg_id) == uid for uid, msg_id in items]
 
 
 def _ack_c2g(tx: Tx, items: Sequence[tuple[int, str]]) -> list[None]:
