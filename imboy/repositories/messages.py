@@ -59,7 +59,7 @@ def pending_counts_both(tx: Tx, to_uids: Sequence[int]) -> tuple[dict[int, int],
 
 def ack_c2c_many(tx: Tx, acks: Sequence[tuple[int, str]]) -> int:
     """Pending messages of the distinct (recipient, msg_id) pairs become acked; returns how
-    many were pending (one statement: the range on the `msg_id` key, then the recipient)."""
+    many were pending, in one statement."""
     if not acks:
         return 0
     pairs = " OR ".join(["(`msg_id` = %s AND `to_id` = %s)"] * len(acks))
