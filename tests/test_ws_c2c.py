@@ -1,6 +1,7 @@
 """One-to-one messages (PROTOCOL section 4, Delivery/C2C and Revoke), end to end on real sockets."""
 from __future__ import annotations
 
+import json
 import time
 
 import gevent.event
@@ -10,7 +11,7 @@ from imboy.repositories import friends as friends_repo
 from imboy.repositories import messages as messages_repo
 from imboy.services import messages as messages_service
 
-from .ws_support import befriend, collect, connect, fast_passwords, ids_of, take  # noqa: F401
+from .ws_support import befriend, client_frame, collect, connect, fast_passwords, ids_of, take  # noqa: F401
 
 REVOKED = {"msg_type": "custom", "custom_type": "revoked"}
 
@@ -189,6 +190,33 @@ def test_acks_committed_together_each_get_their_own_answer(imboy, users):
         messages_repo.ACKED, messages_repo.ACKED, messages_repo.ACKED, messages_repo.PENDING]
     assert imboy.db.run("test.acks", messages_service._ack_c2c, [(c.id, "m-c1"), (c.id, "m-c1")]) == [True, True]
     assert _pending_ids(imboy, c.id) == []
+
+
+def test_a_burst_of_acks_answers_each_on_its_own(imboy, server, users):
+    """Acks arriving in one write (so stored together): duplicates and an ack of a message
+    acked before are fine, another user's message and an unknown id get an error frame, and
+    only the acker's own messages leave the pending store."""
+    a, b, c = users(3)
+    befriend(imboy, a, b, c)
+    ca, cb, cc = connect(server, a), connect(server, b), connect(server, c)
+    for msg_id, to in (("m-b1", b), ("m-b2", b), ("m-old", b), ("m-c1", c)):
+        ca.send_json(_c2c(msg_id, to, "x"))
+    assert sorted(ids_of(take(cb, 3, "C2C"))) == ["m-b1", "m-b2", "m-old"]
+    cc.expect_type("C2C")
+    cb.send_json({"id": "m-old", "type": "C2C_CLIENT_ACK"})
+    cb.send_text("ping")
+    assert cb.expect(lambda f: f == "pong2")
+    acks = ["m-b1", "m-b1", "m-old", "m-c1", "unknown", "m-b2"]
+    cb.ws.sock.sendall(b"".join(client_frame(1, json.dumps({"id": m, "type": "C2C_CLIENT_ACK"}).encode())
+                                for m in acks) + client_frame(1, b"ping"))
+    answered = []
+    while (frame := cb.expect(lambda f: f == "pong2" or isinstance(f, dict) and f.get("type") == "error")) != "pong2":
+        answered.append(frame["id"])
+    assert sorted(answered) == ["m-c1", "unknown"]
+    assert _pending_ids(imboy, b.id) == []
+    assert _pending_ids(imboy, c.id) == ["m-c1"]
+    for x in (ca, cb, cc):
+        x.close()
 
 
 def test_offline_messages_arrive_at_connect_oldest_first_and_until_acked(imboy, server, users):
