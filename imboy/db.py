@@ -200,6 +200,10 @@ class _MySQLPool:
         # no BEGIN round trip is needed.
         pass
 
+    def commit(self, conn: Any) -> None:
+        # A network call with the connection's read time-out: the hub is never blocked.
+        conn.commit()
+
     def close(self) -> None:
         while self._idle:
             _close_quietly(self._idle.pop()[0])
@@ -211,6 +215,14 @@ class _SQLitePool:
     SQLite serialises writers anyway; one shared connection guarded by a
     gevent lock keeps transactions in this process strictly one after the
     other, and WAL with synchronous=FULL makes a commit durable.
+
+    The two calls that can block for long run in gevent's threadpool, so
+    the hub keeps serving every other connection meanwhile: BEGIN IMMEDIATE
+    (it waits up to the busy time-out while another process, an operator's
+    CLI command say, holds the write lock) and COMMIT (the fsync, and a WAL
+    checkpoint now and then).  The statements between them stay on the hub:
+    with the write lock held they wait for nothing, and a threadpool round
+    trip each would cost more than they do.
     """
 
     dialect = "sqlite"
@@ -223,8 +235,15 @@ class _SQLitePool:
         self._timeout = timeout
         self._lock = gevent.lock.BoundedSemaphore(1)
         self._conn: sqlite3.Connection | None = None
+        # The call running in the threadpool on `_conn`, if any.
+        self._call: Any = None
         self.size = 1
         self.in_use = 0
+
+    def _off_hub(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` in the threadpool; this greenlet waits, the hub does not."""
+        call = self._call = gevent.get_hub().threadpool.spawn(fn, *args)
+        return call.get()
 
     def acquire(self) -> sqlite3.Connection:
         if not self._lock.acquire(timeout=self._timeout):
@@ -246,7 +265,14 @@ class _SQLitePool:
     def release(self, conn: Any, reusable: bool) -> None:
         self.in_use = 0
         if not reusable:
-            _close_quietly(conn)
+            call, self._call = self._call, None
+            if call is not None and not call.ready():
+                # The waiting greenlet was interrupted (a time-out, a kill)
+                # while its thread still uses the connection: close it once
+                # the thread is done.  The next transaction opens another.
+                call.rawlink(lambda _: _close_quietly(conn))
+            else:
+                _close_quietly(conn)
             self._conn = None
         self._lock.release()
 
@@ -259,12 +285,21 @@ class _SQLitePool:
     def begin(self, conn: Any) -> None:
         # IMMEDIATE takes the write lock up front, so a transaction never
         # fails half-way on a lock upgrade against another process (the CLI).
-        conn.execute("BEGIN IMMEDIATE")
+        self._off_hub(conn.execute, "BEGIN IMMEDIATE")
+
+    def commit(self, conn: Any) -> None:
+        self._off_hub(conn.commit)
 
     def close(self) -> None:
-        if self._conn is not None:
-            _close_quietly(self._conn)
-            self._conn = None
+        # A transaction in flight (waiting for its thread) ends first.
+        got = self._lock.acquire(timeout=self._timeout)
+        try:
+            if self._conn is not None:
+                _close_quietly(self._conn)
+                self._conn = None
+        finally:
+            if got:
+                self._lock.release()
 
 
 def _close_quietly(conn: Any) -> None:
@@ -367,7 +402,7 @@ class Database:
             tx = Tx(pool.cursor(conn), self.dialect)
             yield tx
             tx.committing = True
-            conn.commit()
+            pool.commit(conn)
             reusable = True
         except BaseException as exc:
             lost = _lost_connection(exc)

@@ -6,6 +6,7 @@ restart or an operator would.
 """
 from __future__ import annotations
 
+import sqlite3
 from urllib.parse import unquote, urlparse
 
 import gevent
@@ -289,3 +290,35 @@ def test_sqlite_transactions_of_many_greenlets_run_one_at_a_time(tmp_path, make_
         with gevent.Timeout(0.05):
             db.run("test.stuck", stuck)
     assert db.run("test.read", lambda tx: tx.scalar("SELECT n FROM counter WHERE id = 1")) == 40
+
+
+def test_sqlite_waiting_for_another_process_lock_leaves_the_hub_free(tmp_path, make_db):
+    """BEGIN IMMEDIATE waits for a lock another process holds (an operator's CLI command);
+    every other greenlet keeps running meanwhile, and the transaction goes through once the
+    lock is free.  One interrupted while it waits leaves nothing behind."""
+    path = tmp_path / "db.sqlite3"
+    db = make_db(f"sqlite:///{path}", pool_timeout=20, query_timeout=10)
+    with db.transaction("test.setup") as tx:
+        tx.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+    operator = sqlite3.connect(path, isolation_level=None)
+    operator.execute("BEGIN IMMEDIATE")
+    # Interrupted while waiting: a time-out, not a stuck connection.
+    with pytest.raises(gevent.Timeout):
+        with gevent.Timeout(0.05):
+            db.run("test.gave_up", lambda tx: tx.execute("INSERT INTO notes (body) VALUES (%s)", ("gave up",)))
+    assert db.pool_in_use == 0
+    writer = gevent.spawn(db.run, "test.write",
+                          lambda tx: tx.execute("INSERT INTO notes (body) VALUES (%s)", ("waited",)))
+    ticks = []
+    ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.01)) for _ in range(20)])
+    ticker.join(timeout=5)
+    # The other greenlet ran to its end while the writer still waits for the lock.
+    assert len(ticks) == 20
+    assert not writer.ready()
+    operator.execute("COMMIT")
+    operator.close()
+    writer.get(timeout=10)
+    assert db.run("test.after", lambda tx: tx.execute("INSERT INTO notes (body) VALUES (%s)", ("after",))) == 1
+    bodies = db.run("test.read", lambda tx: [r["body"] for r in tx.all("SELECT body FROM notes ORDER BY id")])
+    assert bodies == ["waited", "after"]
+    assert db.pool_in_use == 0

@@ -123,7 +123,10 @@ def test_a_full_pool_fails_fast_with_a_clear_error(make_app, make_server, users,
     ca = connect(server, a)
     hold_for = 2.0
 
+    holding = []
+
     def slow(tx):
+        holding.append(tx)
         if tx.dialect == "mysql":
             return tx.scalar("SELECT SLEEP(%s)", (hold_for,))
         tx.scalar("SELECT 1")
@@ -136,7 +139,8 @@ def test_a_full_pool_fails_fast_with_a_clear_error(make_app, make_server, users,
             pass  # SQLite's pool is one connection: a second holder times out
 
     holders = [gevent.spawn(hold) for _ in range(2)]
-    wait_until(lambda: imboy.db.pool_in_use == imboy.db.pool_size, what="the pool to fill")
+    # The holders themselves fill the pool (not a transaction of the handshake's, about to end).
+    wait_until(lambda: len(holding) == imboy.db.pool_size == imboy.db.pool_in_use, what="the pool to fill")
     started = time.monotonic()
 
     def timed_request() -> tuple[float, dict]:

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
+import gevent
 import gevent.event
+import pytest
 
 from imboy.clock import now_ms
 from imboy.repositories import friends as friends_repo
 from imboy.repositories import messages as messages_repo
 from imboy.services import messages as messages_service
 
+from .helpers import wait_for
 from .ws_support import befriend, client_frame, collect, connect, fast_passwords, ids_of, take  # noqa: F401
 
 REVOKED = {"msg_type": "custom", "custom_type": "revoked"}
@@ -99,6 +103,40 @@ def test_resend_of_the_same_id_is_idempotent(imboy, server, users):
     assert collect(cb, 0.1, "C2C") == []
     for x in (ca, cb, cc):
         x.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_message_waiting_for_the_sqlite_lock_holds_up_no_one_else(make_app, make_server, users):
+    """An operator's command holding SQLite's write lock delays the messages that must be
+    stored, and nothing else: other connections are served, and the sender is acked once
+    the lock is free and its message durable."""
+    app = make_app(DB_QUERY_TIMEOUT=10)
+    imboy = app.extensions["imboy"]
+    server = make_server(app)
+    a, b = users(2)
+    befriend(imboy, a, b)
+    ca, cb = connect(server, a), connect(server, b)
+    operator = sqlite3.connect(imboy.db.database, isolation_level=None, check_same_thread=False)
+    # Taken from another thread, as another process would: the server may be
+    # finishing the handshakes' writes.
+    gevent.get_hub().threadpool.apply(operator.execute, ("BEGIN IMMEDIATE",))
+    try:
+        ca.send_json(_c2c("m-wait", b, {"text": "after the lock"}))
+        wait_for(lambda: imboy.db.pool_in_use == 1, what="the message's transaction waiting for the lock")
+        cb.send_text("ping")
+        assert cb.expect(lambda f: isinstance(f, str)) == "pong2"
+        assert imboy.db.pool_in_use == 1
+        # No answer yet: an ack only once the message is durable.
+        assert [f for _, f in collect(ca, 0.2) if isinstance(f, dict) and f.get("id") == "m-wait"] == []
+    finally:
+        operator.execute("COMMIT")
+        operator.close()
+    ack = ca.expect_type("C2C_SERVER_ACK", timeout=10)
+    assert ack["id"] == "m-wait"
+    assert _row(imboy, "m-wait") is not None
+    assert cb.expect_type("C2C")["id"] == "m-wait"
+    ca.close()
+    cb.close()
 
 
 def test_full_retry_schedule_then_silence(make_app, make_server, users):
