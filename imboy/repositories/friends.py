@@ -15,16 +15,6 @@ def is_friend(tx: Tx, from_uid: int, to_uid: int) -> bool:
                      " AND `to_user_id` = %s AND `status` = 1", (from_uid, to_uid)) > 0
 
 
-def friend_pairs(tx: Tx, pairs: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
-    """Which of the (from, to) pairs are friendships with status 1 (one statement)."""
-    if not pairs:
-        return set()
-    where = " OR ".join(["(`from_user_id` = %s AND `to_user_id` = %s)"] * len(pairs))
-    rows = tx.all(f"SELECT `from_user_id`, `to_user_id` FROM `user_friend` WHERE `status` = 1 AND ({where})",
-                  [v for pair in pairs for v in pair])
-    return {(int(r["from_user_id"]), int(r["to_user_id"])) for r in rows}
-
-
 def state_and_friend_ids(tx: Tx, uid: int) -> tuple[str, list[int]]:
     """The user's presence state and friend ids, in one statement ("offline", [] if no such user)."""
     rows = tx.all("SELECT u.`state`, f.`to_user_id` FROM `user` u LEFT JOIN `user_friend` f"

@@ -14,13 +14,24 @@ def c2c_by_msg_id(tx: Tx, msg_id: str) -> dict[str, Any] | None:
     return tx.one(f"SELECT {C2C_COLS} FROM `msg_c2c` WHERE `msg_id` = %s", (msg_id,))
 
 
-def c2c_by_msg_ids(tx: Tx, msg_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The stored messages among `msg_ids`, by id (one statement for a batch)."""
-    if not msg_ids:
-        return {}
-    marks = ", ".join(["%s"] * len(msg_ids))
-    rows = tx.all(f"SELECT {C2C_COLS} FROM `msg_c2c` WHERE `msg_id` IN ({marks})", list(msg_ids))
-    return {r["msg_id"]: r for r in rows}
+def stored_and_friendships(tx: Tx, msg_ids: Sequence[str], pairs: Sequence[tuple[int, int]],
+                           ) -> tuple[dict[str, dict[str, Any]], set[tuple[int, int]]]:
+    """What a batch of sends must know, in one statement: the stored messages among
+    `msg_ids` (by id), and which of the (from, to) `pairs` are friendships with status 1."""
+    id_marks = ", ".join(["%s"] * len(msg_ids))
+    pair_marks = " OR ".join(["(`from_user_id` = %s AND `to_user_id` = %s)"] * len(pairs))
+    rows = tx.all(f"SELECT 1 AS `stored`, {C2C_COLS} FROM `msg_c2c` WHERE `msg_id` IN ({id_marks})"
+                  " UNION ALL SELECT 0, NULL, NULL, `from_user_id`, `to_user_id`, NULL, NULL, NULL, NULL"
+                  f" FROM `user_friend` WHERE `status` = 1 AND ({pair_marks})",
+                  [*msg_ids, *(v for pair in pairs for v in pair)])
+    stored: dict[str, dict[str, Any]] = {}
+    friends: set[tuple[int, int]] = set()
+    for r in rows:
+        if r.pop("stored"):
+            stored[r["msg_id"]] = r
+        else:
+            friends.add((int(r["from_id"]), int(r["to_id"])))
+    return stored, friends
 
 
 def insert_c2c_many(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:

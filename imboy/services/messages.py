@@ -14,7 +14,6 @@ from ..batching import GroupCommit
 from ..clock import now_ms
 from ..db import Database, Tx
 from ..errors import BadRequest, ImboyError, Refused
-from ..repositories import friends as friends_repo
 from ..repositories import groups as groups_repo
 from ..repositories import messages as repo
 from ..wire import REVOKED_PAYLOAD
@@ -64,10 +63,10 @@ class MessageService:
         return None
 
     def _store_c2c(self, tx: Tx, items: Sequence[tuple]) -> list[Stored | ImboyError]:
-        """A batch of sends in five statements, whatever its size."""
-        stored = repo.c2c_by_msg_ids(tx, list({item[2] for item in items}))
-        friends = friends_repo.friend_pairs(
-            tx, list({(f, t) for f, t, msg_id, _, _ in items if msg_id not in stored}))
+        """A batch of sends in two statements and the commit, whatever its size (and
+        now and then a count of the recipients' pending messages)."""
+        stored, friends = repo.stored_and_friendships(
+            tx, list({item[2] for item in items}), list({(item[0], item[1]) for item in items}))
         server_ts = now_ms()
         outcomes: list[Stored | ImboyError] = []
         new_rows: list[dict[str, Any]] = []
