@@ -14,6 +14,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import time
 from typing import Any, Sequence
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -61,6 +62,23 @@ def machine() -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         pass
     return info
+
+
+def python_loop_ms() -> float:
+    """Milliseconds this machine takes for a fixed pure-Python loop (best of three).
+
+    Machines of one kind differ from day to day (one ran the same loop four
+    times slower than another): compare figures of different runs only with
+    this beside them, and ratios to the baseline of the same run always.
+    """
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float | int | None]:

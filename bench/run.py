@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> str:
     ctx.mysql_socket = args.mysql_socket
     started = time.time()
     load_before = os.getloadavg()
+    loop_ms = report.python_loop_ms()
 
     def run() -> dict[str, Any]:
         try:
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> str:
     # Other work on the machine skews timings: keep the load average beside them.
     result["machine"]["loadavg_before"] = [round(x, 2) for x in load_before]
     result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["machine"]["python_loop_ms"] = loop_ms
     path = report.write(args.scenario, result, args.out)
     if not args.quiet:
         print(json.dumps(summary(result), indent=1, default=str))

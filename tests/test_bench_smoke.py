@@ -88,6 +88,7 @@ def result(bench_runs, name: str) -> dict:
     assert data["command"].startswith("python -m bench " + RUNS[name][0])
     assert data["machine"]["cores"] >= 1 and data["machine"]["python"]
     assert data["machine"]["packages"]["gevent"]
+    assert data["machine"]["python_loop_ms"] > 0
     if importlib.util.find_spec("matplotlib") is not None:  # plots are optional
         assert (folder / data["plot"]).exists()
     return data
