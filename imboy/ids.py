@@ -11,6 +11,7 @@ depends on the salt and the "lottery" character is computed once at import;
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 __all__ = ["encode", "decode", "SALT", "MIN_LENGTH"]
 
@@ -85,6 +86,12 @@ _GUARD_TO_SPACE = str.maketrans({c: " " for c in GUARDS})
 _MAX_DECODE_LENGTH = 64
 
 
+# Ids met again and again (the members of a busy group, both ends of a chat)
+# are encoded once: every frame names its sender and target.
+_CACHED = 16384
+
+
+@lru_cache(maxsize=_CACHED, typed=True)  # typed: True is not 1 (encode refuses bools)
 def encode(n: int) -> str:
     """The hashid of a non-negative integer (user, group or category id)."""
     if type(n) is not int:
@@ -126,6 +133,11 @@ def decode(s: object) -> int:
     """
     if type(s) is not str or not s or len(s) > _MAX_DECODE_LENGTH:
         return 0
+    return _decode(s)
+
+
+@lru_cache(maxsize=_CACHED)
+def _decode(s: str) -> int:
     if not _VALID_CHARS.issuperset(s):
         return 0
     # Erlang's string:tokens drops empty pieces, unlike str.split.
