@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
-import gevent.lock
+import gevent.event
 import pymysql
 import pymysql.cursors
 import pymysql.err
@@ -51,6 +51,49 @@ _ATTEMPTS = 3
 
 
 _MULTI_ROW_INSERT = pymysql.cursors.RE_INSERT_VALUES
+
+
+class _FairSlots:
+    """A counting semaphore that serves its waiters in the order they came.
+
+    gevent's semaphores let a greenlet that releases take the slot right
+    back before any waiter wakes: a commit lane that runs batch after batch
+    would keep the connection from everyone else until their time-out.
+    Here a released slot goes straight to the first waiter.
+    """
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, n: int) -> None:
+        self._free = n
+        self._waiters: deque[gevent.event.Event] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        if self._free and not self._waiters:
+            self._free -= 1
+            return True
+        waiter = gevent.event.Event()
+        self._waiters.append(waiter)
+        try:
+            if waiter.wait(timeout):
+                return True
+        except BaseException:
+            self._give_up(waiter)
+            raise
+        self._give_up(waiter)
+        return False
+
+    def _give_up(self, waiter: gevent.event.Event) -> None:
+        if waiter.is_set():  # handed a slot on the way out: pass it on
+            self.release()
+        else:
+            self._waiters.remove(waiter)
+
+    def release(self) -> None:
+        if self._waiters:
+            self._waiters.popleft().set()
+        else:
+            self._free += 1
 
 
 class Tx:
@@ -140,7 +183,7 @@ class _MySQLPool:
     def __init__(self, params: dict[str, Any], size: int, timeout: float) -> None:
         self._params = params
         self._timeout = timeout
-        self._slots = gevent.lock.BoundedSemaphore(size)
+        self._slots = _FairSlots(size)
         self._idle: deque[tuple[pymysql.connections.Connection, float]] = deque()
         self.size = size
         self.in_use = 0
@@ -216,13 +259,15 @@ class _SQLitePool:
     gevent lock keeps transactions in this process strictly one after the
     other, and WAL with synchronous=FULL makes a commit durable.
 
-    The two calls that can block for long run in gevent's threadpool, so
-    the hub keeps serving every other connection meanwhile: BEGIN IMMEDIATE
-    (it waits up to the busy time-out while another process, an operator's
-    CLI command say, holds the write lock) and COMMIT (the fsync, and a WAL
-    checkpoint now and then).  The statements between them stay on the hub:
-    with the write lock held they wait for nothing, and a threadpool round
-    trip each would cost more than they do.
+    What can block for long runs in gevent's threadpool, so the hub keeps
+    serving every other connection meanwhile: COMMIT (the fsync, and a WAL
+    checkpoint now and then), opening the connection, and a BEGIN IMMEDIATE
+    that must wait up to the busy time-out while another process (an
+    operator's CLI command, say) holds the write lock.  BEGIN is first tried
+    on the hub without waiting (the connection's own busy time-out is 0),
+    since the lock is nearly always free.  The statements between BEGIN and
+    COMMIT stay on the hub: with the write lock held they wait for nothing,
+    and a threadpool round trip each would cost more than they do.
     """
 
     dialect = "sqlite"
@@ -233,7 +278,7 @@ class _SQLitePool:
         self._path = path
         self._busy = busy_timeout
         self._timeout = timeout
-        self._lock = gevent.lock.BoundedSemaphore(1)
+        self._lock = _FairSlots(1)
         self._conn: sqlite3.Connection | None = None
         # The call running in the threadpool on `_conn`, if any.
         self._call: Any = None
@@ -250,17 +295,20 @@ class _SQLitePool:
             raise ServiceUnavailable("Database busy, try again")
         try:
             if self._conn is None:
-                conn = sqlite3.connect(self._path, timeout=self._busy, isolation_level=None,
-                                       check_same_thread=False)
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                self._conn = conn
+                self._conn = self._off_hub(self._connect)
         except BaseException:
             self._lock.release()
             raise
         self.in_use = 1
         return self._conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, timeout=self._busy, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout = 0")
+        return conn
 
     def release(self, conn: Any, reusable: bool) -> None:
         self.in_use = 0
@@ -285,7 +333,28 @@ class _SQLitePool:
     def begin(self, conn: Any) -> None:
         # IMMEDIATE takes the write lock up front, so a transaction never
         # fails half-way on a lock upgrade against another process (the CLI).
-        self._off_hub(conn.execute, "BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not _sqlite_busy(exc):
+                raise
+            self._off_hub(self._begin_waiting, conn)
+
+    def _begin_waiting(self, conn: Any) -> None:
+        """BEGIN IMMEDIATE, waiting up to the busy time-out for another process's lock
+        (in SQLite's own busy handler, a second at a time)."""
+        deadline = time.monotonic() + self._busy
+        conn.execute("PRAGMA busy_timeout = 1000")
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _sqlite_busy(exc) or time.monotonic() >= deadline:
+                        raise
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")
 
     def commit(self, conn: Any) -> None:
         self._off_hub(conn.commit)

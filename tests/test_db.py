@@ -322,3 +322,28 @@ def test_sqlite_waiting_for_another_process_lock_leaves_the_hub_free(tmp_path, m
     bodies = db.run("test.read", lambda tx: [r["body"] for r in tx.all("SELECT body FROM notes ORDER BY id")])
     assert bodies == ["waited", "after"]
     assert db.pool_in_use == 0
+
+
+def test_transactions_back_to_back_do_not_starve_a_waiting_greenlet(database_url, make_db):
+    """A commit lane running batch after batch on the only connection: another greenlet
+    asking for it gets it next, not a 'Database busy' after the pool time-out."""
+    db = make_db(database_url, pool_size=1, pool_timeout=2)
+    running = [True]
+    batches = []
+
+    def lane():
+        while running[0]:
+            db.run("test.batch", lambda tx: (tx.scalar("SELECT 1"), gevent.sleep(0.005)))
+            batches.append(1)
+
+    worker = gevent.spawn(lane)
+    try:
+        gevent.sleep(0.05)
+        assert batches, "the lane is running"
+        assert db.run("test.other", lambda tx: tx.scalar("SELECT 2")) == 2
+        assert db.run("test.other", lambda tx: tx.scalar("SELECT 3")) == 3
+    finally:
+        running[0] = False
+        worker.join(timeout=5)
+    assert worker.successful()
+    assert db.pool_in_use == 0
