@@ -94,9 +94,17 @@ def test_resend_of_the_same_id_is_idempotent(imboy, server, users):
     cb.send_json({"id": "dup-1", "type": "C2C_CLIENT_ACK"})
     # Reopening the chat resends it, even with other content: same server_ts, no second copy.
     ca.send_json(_c2c("dup-1", b, "once again", created_at=1))
-    assert ca.expect_type("C2C_SERVER_ACK") == first
+    again = ca.expect_type("C2C_SERVER_ACK")
+    # The same ack, its server_ts an integer on the wire (not 1.7e12 from a DECIMAL column).
+    assert again == first and type(again["server_ts"]) is int
     assert collect(cb, 0.7, "C2C") == []
     assert _row(imboy, "dup-1")["payload"] == '"once"'
+    # What the send batch reads of a stored message is the row itself, value for value and type for type.
+    stored, friends = imboy.db.run("test.batch_read", messages_repo.stored_and_friendships, ["dup-1"],
+                                   [(a.id, b.id), (c.id, b.id)])
+    row = _row(imboy, "dup-1")
+    assert stored == {"dup-1": row} and friends == {(a.id, b.id), (c.id, b.id)}
+    assert {k: type(v) for k, v in stored["dup-1"].items()} == {k: type(v) for k, v in row.items()}
     # Another sender cannot take the id.
     cc.send_json(_c2c("dup-1", b, "hijack"))
     assert cc.expect_type("error")["id"] == "dup-1"

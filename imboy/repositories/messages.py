@@ -21,7 +21,9 @@ def stored_and_friendships(tx: Tx, msg_ids: Sequence[str], pairs: Sequence[tuple
     id_marks = ", ".join(["%s"] * len(msg_ids))
     pair_marks = " OR ".join(["(`from_user_id` = %s AND `to_user_id` = %s)"] * len(pairs))
     rows = tx.all(f"SELECT 1 AS `stored`, {C2C_COLS} FROM `msg_c2c` WHERE `msg_id` IN ({id_marks})"
-                  " UNION ALL SELECT 0, NULL, NULL, `from_user_id`, `to_user_id`, NULL, NULL, NULL, NULL"
+                  # The types of the first SELECT's columns, or MariaDB makes them all DECIMAL.
+                  " UNION ALL SELECT 0, CAST(NULL AS UNSIGNED), NULL, CAST(`from_user_id` AS SIGNED),"
+                  " CAST(`to_user_id` AS SIGNED), NULL, CAST(NULL AS UNSIGNED), CAST(NULL AS UNSIGNED), NULL"
                   f" FROM `user_friend` WHERE `status` = 1 AND ({pair_marks})",
                   [*msg_ids, *(v for pair in pairs for v in pair)])
     stored: dict[str, dict[str, Any]] = {}
