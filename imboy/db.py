@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 import gevent.event
+import gevent.threadpool
 import pymysql
 import pymysql.cursors
 import pymysql.err
@@ -48,6 +49,8 @@ _ALREADY_DONE = {1050, 1060, 1061, 1068, 1022}
 _CONNECTION_GONE = {2003, 2006, 2013, 2055, 1053, 1077, 1080, 1152, 1927, 4031}
 _DEADLOCK = 1213
 _ATTEMPTS = 3
+# Threads an SQLite database keeps for its commits and waits.
+_SQLITE_THREADS = 4
 
 
 _MULTI_ROW_INSERT = pymysql.cursors.RE_INSERT_VALUES
@@ -259,7 +262,7 @@ class _SQLitePool:
     gevent lock keeps transactions in this process strictly one after the
     other, and WAL with synchronous=FULL makes a commit durable.
 
-    What can block for long runs in gevent's threadpool, so the hub keeps
+    What can block for long runs in threads of this pool's own, so the hub keeps
     serving every other connection meanwhile: COMMIT (the fsync, and a WAL
     checkpoint now and then), opening the connection, and a BEGIN IMMEDIATE
     that must wait up to the busy time-out while another process (an
@@ -282,12 +285,17 @@ class _SQLitePool:
         self._conn: sqlite3.Connection | None = None
         # The call running in the threadpool on `_conn`, if any.
         self._call: Any = None
+        # Threads of this database's own: password hashing in the hub's pool
+        # never holds up a commit, nor an abandoned wait for a lock the hashing.
+        self._threads: Any = None
         self.size = 1
         self.in_use = 0
 
     def _off_hub(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """`fn(*args)` in the threadpool; this greenlet waits, the hub does not."""
-        call = self._call = gevent.get_hub().threadpool.spawn(fn, *args)
+        """`fn(*args)` in this database's threads; this greenlet waits, the hub does not."""
+        if self._threads is None:
+            self._threads = gevent.threadpool.ThreadPool(_SQLITE_THREADS)
+        call = self._call = self._threads.spawn(fn, *args)
         return call.get()
 
     def acquire(self) -> sqlite3.Connection:
@@ -305,9 +313,14 @@ class _SQLitePool:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, timeout=self._busy, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout = 0")
+        if str(mode).lower() in ("wal", "memory"):
+            # Once BEGIN IMMEDIATE holds the write lock, nothing waits for another
+            # process in WAL mode: no busy time-out, so nothing can block the hub.
+            conn.execute("PRAGMA busy_timeout = 0")
+        else:
+            log.warning("SQLite journal mode is %s, not WAL: commits may wait for readers", mode)
         return conn
 
     def release(self, conn: Any, reusable: bool) -> None:
@@ -363,9 +376,16 @@ class _SQLitePool:
         # A transaction in flight (waiting for its thread) ends first.
         got = self._lock.acquire(timeout=self._timeout)
         try:
-            if self._conn is not None:
-                _close_quietly(self._conn)
-                self._conn = None
+            conn, self._conn = self._conn, None
+            call = self._call
+            if conn is not None:
+                if not got and call is not None and not call.ready():
+                    call.rawlink(lambda _: _close_quietly(conn))
+                else:
+                    _close_quietly(conn)
+            threads, self._threads = self._threads, None
+            if threads is not None:
+                threads.kill()  # idle threads end now, a busy one when its call returns
         finally:
             if got:
                 self._lock.release()
