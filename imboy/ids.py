@@ -86,9 +86,11 @@ _GUARD_TO_SPACE = str.maketrans({c: " " for c in GUARDS})
 _MAX_DECODE_LENGTH = 64
 
 
-# Ids met again and again (the members of a busy group, both ends of a chat)
-# are encoded once: every frame names its sender and target.
-_CACHED = 16384
+# Ids met again and again (the senders and groups of busy chats) are encoded
+# once: every frame names its sender and target.  Small on purpose: a full
+# cache costs about 350 bytes an id, and a process holds thousands of idle
+# connections whose handshakes would fill a larger one.
+_CACHED = 1024
 
 
 @lru_cache(maxsize=_CACHED, typed=True)  # typed: True is not 1 (encode refuses bools)
