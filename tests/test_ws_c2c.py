@@ -147,6 +147,51 @@ def test_a_message_waiting_for_the_sqlite_lock_holds_up_no_one_else(make_app, ma
     cb.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_no_copy_is_resent_while_the_ack_is_being_stored(make_app, make_server, users):
+    """The recipient acked; while its ack waits to be stored (here for an operator's command
+    holding the write lock) the server sends no further copies.  An ack that could not be
+    stored gets an error frame and the copies go on, so the message still arrives for good."""
+    app = make_app(DB_QUERY_TIMEOUT=2, ACK_RETRY_SCHEDULE=(0.3, 0.3, 0.3, 0.3, 0.3, 0.3))
+    imboy = app.extensions["imboy"]
+    server = make_server(app)
+    a, b = users(2)
+    befriend(imboy, a, b)
+    ca, cb = connect(server, a), connect(server, b)
+    operator = sqlite3.connect(imboy.db.database, isolation_level=None, check_same_thread=False)
+
+    def deliver(msg_id):
+        ca.send_json(_c2c(msg_id, b, {"text": msg_id}))
+        ca.expect_type("C2C_SERVER_ACK")
+        assert cb.expect_type("C2C")["id"] == msg_id
+        # Taken from another thread, as another process would.
+        gevent.get_hub().threadpool.apply(operator.execute, ("BEGIN IMMEDIATE",))
+        cb.send_json({"id": msg_id, "type": "C2C_CLIENT_ACK"})
+
+    try:
+        deliver("held-1")
+        # Three copies were due in this second; the ack in progress holds them back.
+        assert collect(cb, 1.0, "C2C") == []
+    finally:
+        operator.execute("COMMIT")
+    wait_for(lambda: "held-1" not in _pending_ids(imboy, b.id), what="the ack stored")
+    assert collect(cb, 0.7, "C2C") == []
+
+    try:
+        deliver("held-2")
+        # Not stored within the 2 s the database may take: an error frame, then the copies go on.
+        error = cb.expect(lambda f: isinstance(f, dict) and f.get("type") == "error", timeout=10)
+        assert error["id"] == "held-2"
+        assert cb.expect_type("C2C", timeout=3)["id"] == "held-2"
+    finally:
+        operator.execute("COMMIT")
+        operator.close()
+    cb.send_json({"id": "held-2", "type": "C2C_CLIENT_ACK"})
+    wait_for(lambda: _pending_ids(imboy, b.id) == [], what="held-2 acked")
+    ca.close()
+    cb.close()
+
+
 def test_full_retry_schedule_then_silence(make_app, make_server, users):
     schedule = (0.3, 0.5, 0.7, 0.9)
     app = make_app(ACK_RETRY_SCHEDULE=schedule)

@@ -159,7 +159,7 @@ class Connection(SocketFrameReading):
         self._out: deque[bytes] | tuple = _NOTHING
         self._out_bytes = 0
         self._writer: gevent.Greenlet | None = None
-        # key -> [timer, frame, step, first push time]
+        # key -> [timer, frame, step, first push time, held while its ack is being stored]
         self._retries: dict[str, list] = _NO_RETRIES
         self.closing = False
         self.close_code: int | None = None
@@ -311,17 +311,19 @@ class Connection(SocketFrameReading):
         if step >= len(schedule):
             return
         timer = self._s.loop.timer(schedule[step])
-        retries[key] = [timer, frame, step, old[3] if old is not None else time.monotonic()]
+        retries[key] = [timer, frame, step, old[3] if old is not None else time.monotonic(), False]
         timer.start(self._retry, key)
 
     def _retry(self, key: str) -> None:
         entry = self._retries.get(key)
         if entry is None or self.closing:
             return
-        timer, frame, step, _ = entry
-        if self._busy():
-            # Still busy sending: try this step again later instead of piling up.
+        timer, frame, step, _, held = entry
+        if held or self._busy():
+            # The client's ack is being stored, or the queue is still busy:
+            # try this step again later instead of sending a copy.
             self._arm(key, frame, step)
+            self._retries[key][4] = held
             return
         self._enqueue(frame)
         metrics = self._s.metrics
@@ -333,6 +335,14 @@ class Connection(SocketFrameReading):
         """Seconds since `key` was first pushed here, while it awaits its ack."""
         entry = self._retries.get(key)
         return None if entry is None else time.monotonic() - entry[3]
+
+    def hold_retry(self, key: str, held: bool = True) -> None:
+        """The client acked `key` and the ack is being stored: no copy is sent meanwhile
+        (a due step waits its interval again).  `held=False` when storing it failed:
+        the retries go on."""
+        entry = self._retries.get(key)
+        if entry is not None:
+            entry[4] = held
 
     def cancel_retry(self, key: str) -> None:
         retries = self._retries

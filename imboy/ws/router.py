@@ -253,8 +253,10 @@ class Router:
                 self._delivered(conn, "c2c", key)
                 self.registry.cancel_retry(conn.uid, key)
             else:
+                conn.hold_retry(key, False)
                 self._refuse(conn, found if not ok else BadRequest("Unknown message"), msg_id)
 
+        conn.hold_retry(key)
         self._tracked(conn, done, lambda finish: self.messages.ack_c2c_later(conn.uid, msg_id, finish))
 
     def on_revoke(self, conn: Connection, frame: dict[str, Any]) -> None:
@@ -314,8 +316,10 @@ class Router:
                 self._delivered(conn, "c2g", key)
                 self.registry.cancel_retry(conn.uid, key)
             else:
+                conn.hold_retry(key, False)
                 self._refuse(conn, error, msg_id)
 
+        conn.hold_retry(key)
         self._tracked(conn, done, lambda finish: self.messages.ack_c2g_later(conn.uid, msg_id, finish))
 
     def _tracked(self, conn: Connection, done: Callable[[bool, Any], None],
