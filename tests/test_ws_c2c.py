@@ -113,21 +113,30 @@ def test_resend_of_the_same_id_is_idempotent(imboy, server, users):
         x.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_a_message_waiting_for_the_sqlite_lock_holds_up_no_one_else(make_app, make_server, users):
-    """An operator's command holding SQLite's write lock delays the messages that must be
-    stored, and nothing else: other connections are served, and the sender is acked once
-    the lock is free and its message durable."""
-    app = make_app(DB_QUERY_TIMEOUT=10)
+def _friends_beside_an_operator(make_app, make_server, users, **settings):
+    """Two connected friends on an SQLite server, and an operator's own connection to its file."""
+    app = make_app(**settings)
     imboy = app.extensions["imboy"]
     server = make_server(app)
     a, b = users(2)
     befriend(imboy, a, b)
     ca, cb = connect(server, a), connect(server, b)
     operator = sqlite3.connect(imboy.db.database, isolation_level=None, check_same_thread=False)
-    # Taken from another thread, as another process would: the server may be
-    # finishing the handshakes' writes.
+    return imboy, a, b, ca, cb, operator
+
+
+def _take_the_write_lock(operator):
+    # From another thread, as another process would: the server may be finishing a write.
     gevent.get_hub().threadpool.apply(operator.execute, ("BEGIN IMMEDIATE",))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_message_waiting_for_the_sqlite_lock_holds_up_no_one_else(make_app, make_server, users):
+    """An operator's command holding SQLite's write lock delays the messages that must be
+    stored, and nothing else: other connections are served, and the sender is acked once
+    the lock is free and its message durable."""
+    imboy, a, b, ca, cb, operator = _friends_beside_an_operator(make_app, make_server, users, DB_QUERY_TIMEOUT=10)
+    _take_the_write_lock(operator)
     try:
         ca.send_json(_c2c("m-wait", b, {"text": "after the lock"}))
         wait_for(lambda: imboy.db.pool_in_use == 1, what="the message's transaction waiting for the lock")
@@ -152,20 +161,14 @@ def test_no_copy_is_resent_while_the_ack_is_being_stored(make_app, make_server, 
     """The recipient acked; while its ack waits to be stored (here for an operator's command
     holding the write lock) the server sends no further copies.  An ack that could not be
     stored gets an error frame and the copies go on, so the message still arrives for good."""
-    app = make_app(DB_QUERY_TIMEOUT=2, ACK_RETRY_SCHEDULE=(0.3, 0.3, 0.3, 0.3, 0.3, 0.3))
-    imboy = app.extensions["imboy"]
-    server = make_server(app)
-    a, b = users(2)
-    befriend(imboy, a, b)
-    ca, cb = connect(server, a), connect(server, b)
-    operator = sqlite3.connect(imboy.db.database, isolation_level=None, check_same_thread=False)
+    imboy, a, b, ca, cb, operator = _friends_beside_an_operator(
+        make_app, make_server, users, DB_QUERY_TIMEOUT=2, ACK_RETRY_SCHEDULE=(0.3, 0.3, 0.3, 0.3, 0.3, 0.3))
 
     def deliver(msg_id):
         ca.send_json(_c2c(msg_id, b, {"text": msg_id}))
         ca.expect_type("C2C_SERVER_ACK")
         assert cb.expect_type("C2C")["id"] == msg_id
-        # Taken from another thread, as another process would.
-        gevent.get_hub().threadpool.apply(operator.execute, ("BEGIN IMMEDIATE",))
+        _take_the_write_lock(operator)
         cb.send_json({"id": msg_id, "type": "C2C_CLIENT_ACK"})
 
     try:
