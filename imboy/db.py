@@ -77,20 +77,16 @@ class _FairSlots:
             return True
         waiter = gevent.event.Event()
         self._waiters.append(waiter)
+        got = False
         try:
-            if waiter.wait(timeout):
-                return True
-        except BaseException:
-            self._give_up(waiter)
-            raise
-        self._give_up(waiter)
-        return False
-
-    def _give_up(self, waiter: gevent.event.Event) -> None:
-        if waiter.is_set():  # handed a slot on the way out: pass it on
-            self.release()
-        else:
-            self._waiters.remove(waiter)
+            got = waiter.wait(timeout)
+        finally:
+            if not got:  # timed out, or interrupted
+                if waiter.is_set():  # handed a slot on the way out: pass it on
+                    self.release()
+                else:
+                    self._waiters.remove(waiter)
+        return got
 
     def release(self) -> None:
         if self._waiters:
@@ -326,16 +322,21 @@ class _SQLitePool:
     def release(self, conn: Any, reusable: bool) -> None:
         self.in_use = 0
         if not reusable:
-            call, self._call = self._call, None
-            if call is not None and not call.ready():
-                # The waiting greenlet was interrupted (a time-out, a kill)
-                # while its thread still uses the connection: close it once
-                # the thread is done.  The next transaction opens another.
-                call.rawlink(lambda _: _close_quietly(conn))
-            else:
-                _close_quietly(conn)
-            self._conn = None
+            self._drop()
         self._lock.release()
+
+    def _drop(self) -> None:
+        """Close the connection; the next transaction opens another.  A greenlet interrupted
+        (a time-out, a kill) while its thread still used it leaves it to be closed once
+        that thread is done."""
+        conn, self._conn = self._conn, None
+        call, self._call = self._call, None
+        if conn is None:
+            return
+        if call is not None and not call.ready():
+            call.rawlink(lambda _: _close_quietly(conn))
+        else:
+            _close_quietly(conn)
 
     def cursor(self, conn: Any) -> Any:
         return conn.cursor()
@@ -376,13 +377,7 @@ class _SQLitePool:
         # A transaction in flight (waiting for its thread) ends first.
         got = self._lock.acquire(timeout=self._timeout)
         try:
-            conn, self._conn = self._conn, None
-            call = self._call
-            if conn is not None:
-                if not got and call is not None and not call.ready():
-                    call.rawlink(lambda _: _close_quietly(conn))
-                else:
-                    _close_quietly(conn)
+            self._drop()
             threads, self._threads = self._threads, None
             if threads is not None:
                 threads.kill()  # idle threads end now, a busy one when its call returns

@@ -311,7 +311,8 @@ class Connection(SocketFrameReading):
         if step >= len(schedule):
             return
         timer = self._s.loop.timer(schedule[step])
-        retries[key] = [timer, frame, step, old[3] if old is not None else time.monotonic(), False]
+        retries[key] = ([timer, frame, step, old[3], old[4]] if old is not None
+                        else [timer, frame, step, time.monotonic(), False])
         timer.start(self._retry, key)
 
     def _retry(self, key: str) -> None:
@@ -323,7 +324,6 @@ class Connection(SocketFrameReading):
             # The client's ack is being stored, or the queue is still busy:
             # try this step again later instead of sending a copy.
             self._arm(key, frame, step)
-            self._retries[key][4] = held
             return
         self._enqueue(frame)
         metrics = self._s.metrics
