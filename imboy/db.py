@@ -98,11 +98,14 @@ class _FairSlots:
 class Tx:
     """One transaction on one connection: execute, fetch, insert."""
 
-    __slots__ = ("_cur", "dialect", "statements", "committing")
+    __slots__ = ("_cur", "dialect", "returning", "statements", "committing")
 
-    def __init__(self, cursor: Any, dialect: str) -> None:
+    def __init__(self, cursor: Any, dialect: str, returning: bool = False) -> None:
         self._cur = cursor
         self.dialect = dialect
+        # The database takes `INSERT ... RETURNING` (MariaDB 10.5+, SQLite
+        # 3.35+; not MySQL): the rows written come back without a second read.
+        self.returning = returning
         self.statements = 0
         # Set once the body is done: a failure from here on may have
         # committed, so the transaction must not be run again.
@@ -166,6 +169,14 @@ class Tx:
 
 def _as_dict(row: Any) -> dict[str, Any]:
     return row if isinstance(row, dict) else dict(row)
+
+
+@lru_cache(maxsize=16)
+def _mariadb_returning(server_version: str) -> bool:
+    """MariaDB 10.5 and later take `INSERT ... RETURNING` (its version reads
+    "10.11.6-MariaDB-..." or, to old clients, "5.5.5-10.11.6-MariaDB-...")."""
+    found = re.search(r"(\d+)\.(\d+)\.\d+-MariaDB", server_version or "")
+    return found is not None and (int(found[1]), int(found[2])) >= (10, 5)
 
 
 @lru_cache(maxsize=2048)
@@ -236,6 +247,9 @@ class _MySQLPool:
 
     def cursor(self, conn: Any) -> Any:
         return conn.cursor()
+
+    def returning(self, conn: Any) -> bool:
+        return _mariadb_returning(conn.server_version)
 
     def begin(self, conn: Any) -> None:
         # autocommit is off: the first statement opens the transaction, so
@@ -340,6 +354,9 @@ class _SQLitePool:
 
     def cursor(self, conn: Any) -> Any:
         return conn.cursor()
+
+    def returning(self, conn: Any) -> bool:
+        return sqlite3.sqlite_version_info >= (3, 35)
 
     def connection_lost(self) -> None:
         pass
@@ -483,7 +500,7 @@ class Database:
         tx: Tx | None = None
         try:
             pool.begin(conn)
-            tx = Tx(pool.cursor(conn), self.dialect)
+            tx = Tx(pool.cursor(conn), self.dialect, pool.returning(conn))
             yield tx
             tx.committing = True
             pool.commit(conn)

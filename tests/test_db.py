@@ -14,7 +14,7 @@ import gevent.event
 import pymysql
 import pytest
 
-from imboy.db import Database
+from imboy.db import Database, _mariadb_returning
 from imboy.errors import ServiceUnavailable
 
 
@@ -347,3 +347,11 @@ def test_transactions_back_to_back_do_not_starve_a_waiting_greenlet(database_url
         worker.join(timeout=5)
     assert worker.successful()
     assert db.pool_in_use == 0
+
+
+def test_insert_returning_is_used_where_the_server_has_it():
+
+    assert _mariadb_returning("5.5.5-10.11.19-MariaDB-0+deb12u1")  # MariaDB to an old client
+    assert _mariadb_returning("11.4.2-MariaDB-log") and _mariadb_returning("10.5.0-MariaDB")
+    assert not _mariadb_returning("5.5.5-10.4.32-MariaDB") and not _mariadb_returning("8.0.36")
+    assert not _mariadb_returning("8.4.0-commercial") and not _mariadb_returning("")

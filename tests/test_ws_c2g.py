@@ -1,8 +1,11 @@
 """Group messages (PROTOCOL section 4, Delivery/C2G), end to end on real sockets."""
 from __future__ import annotations
 
+import pytest
+
 from imboy.clock import now_ms
 from imboy.repositories import groups as groups_repo
+from imboy.repositories import messages as messages_repo
 from imboy import ids
 
 from .ws_support import collect, connect, fast_passwords, make_group  # noqa: F401
@@ -88,6 +91,69 @@ def test_non_members_are_refused(imboy, server, users):
     assert collect(cl, 0.2, "C2G") == []
     for x in (cx, cl, cb, co):
         x.close()
+
+
+def test_a_group_message_id_is_stored_once_whoever_sends_it_again(imboy, server, users):
+    owner, b, leaver = users(3)
+    gid = make_group(imboy, owner, b, leaver)
+    other_gid = make_group(imboy, owner, b, name="other")
+    cl, cb, co = connect(server, leaver), connect(server, b), connect(server, owner)
+    cl.send_json(_c2g("once-1", gid, "before I go"))
+    first = cl.expect_type("C2G_SERVER_ACK")
+    assert cb.expect_type("C2G")["id"] == "once-1"
+    assert co.expect_type("C2G")["id"] == "once-1"
+    for client in (cb, co):
+        client.send_json({"id": "once-1", "type": "C2G_CLIENT_ACK", "to": gid})
+    imboy.db.run("test.leave", groups_repo.end_membership, ids.decode(gid), leaver.id, groups_repo.LEFT,
+                leaver.id, now_ms())
+    # The sender's resend after leaving (its first ack was lost, say) is answered as
+    # the first time, and reaches no one again.
+    cl.send_json(_c2g("once-1", gid, "before I go"))
+    assert cl.expect_type("C2G_SERVER_ACK") == first
+    # A new message from someone who left is refused.
+    cl.send_json(_c2g("once-2", gid, "still here?"))
+    err = cl.expect_type("error")
+    assert err["id"] == "once-2" and err["code"] == 2, err
+    # The same id from another member, or to another group: refused, nothing stored.
+    cb.send_json(_c2g("once-1", gid, "mine now"))
+    co.send_json(_c2g("once-1", other_gid, "elsewhere"))
+    for client in (cb, co):
+        err = client.expect_type("error")
+        assert err["id"] == "once-1" and err["code"] == 1 and "already used" in err["msg"], err
+    assert collect(cb, 0.3, "C2G") == [] and collect(co, 0.05, "C2G") == []
+    rows = imboy.db.read("test.rows", "SELECT `from_id`, `to_groupid`, `payload`, `server_ts` FROM `msg_c2g`"
+                         " WHERE `msg_id` = %s", ("once-1",))
+    assert rows == [{"from_id": leaver.id, "to_groupid": ids.decode(gid), "payload": '"before I go"',
+                     "server_ts": first["server_ts"]}]
+    assert imboy.db.read("test.rows", "SELECT `id` FROM `msg_c2g` WHERE `msg_id` = %s", ("once-2",)) == []
+    for x in (cl, cb, co):
+        x.close()
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "read-back"])
+def test_group_message_rows_with_and_without_insert_returning(imboy, users, returning):
+    """Both ways of learning the members who got a pending entry (MySQL has no
+    `INSERT ... RETURNING`) give the same members, and write nothing for a non-member."""
+    owner, b, c, leaver, outsider = users(5)
+    gid = ids.decode(make_group(imboy, owner, b, c, leaver))
+    imboy.db.run("test.leave", groups_repo.end_membership, gid, leaver.id, groups_repo.LEFT, leaver.id, now_ms())
+
+    def store(tx, msg_id, sender):
+        tx.returning = returning
+        return messages_repo.insert_c2g_to_members(tx, msg_id, sender, gid, '"x"', 1, 2)
+
+    assert sorted(imboy.db.run("test.store", store, "rt-1", owner.id)) == sorted([b.id, c.id])
+    assert sorted(imboy.db.run("test.store", store, "rt-2", b.id)) == sorted([owner.id, c.id])
+    # Again with a stored id, or from someone who is not (or no longer) a member: nothing.
+    assert imboy.db.run("test.store", store, "rt-1", owner.id) is None
+    assert imboy.db.run("test.store", store, "rt-3", outsider.id) is None
+    assert imboy.db.run("test.store", store, "rt-4", leaver.id) is None
+    timeline = imboy.db.read("test.rows", "SELECT `msg_id`, `to_id` FROM `msg_c2g_timeline`"
+                             " WHERE `to_groupid` = %s", (gid,))
+    assert sorted((r["msg_id"], r["to_id"]) for r in timeline) == sorted(
+        [("rt-1", b.id), ("rt-1", c.id), ("rt-2", owner.id), ("rt-2", c.id)])
+    assert [r["msg_id"] for r in imboy.db.read("test.rows", "SELECT `msg_id` FROM `msg_c2g` WHERE"
+                                                " `to_groupid` = %s ORDER BY `id`", (gid,))] == ["rt-1", "rt-2"]
 
 
 def test_group_pending_store_keeps_the_newest_up_to_the_limit(make_app, make_server, users):

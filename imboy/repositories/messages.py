@@ -166,16 +166,31 @@ def insert_c2g(tx: Tx, msg_id: str, from_uid: int, gid: int, payload: str, creat
 
 
 def insert_c2g_to_members(tx: Tx, msg_id: str, from_uid: int, gid: int, payload: str, created_at: int,
-                          server_ts: int) -> list[int]:
+                          server_ts: int) -> list[int] | None:
     """Store a group message with a pending entry for every active member but the sender,
-    made by the database from the member list; returns those members."""
-    tx.execute("INSERT INTO `msg_c2g` (`msg_id`, `from_id`, `to_groupid`, `payload`, `created_at`, `server_ts`)"
-               " VALUES (%s, %s, %s, %s, %s, %s)", (msg_id, from_uid, gid, payload, created_at, server_ts))
-    tx.execute("INSERT INTO `msg_c2g_timeline` (`to_groupid`, `to_id`, `created_at`, `msg_id`)"
-               " SELECT %s, `user_id`, %s, %s FROM `group_member` WHERE `group_id` = %s AND `status` = 1"
-               " AND `user_id` <> %s", (gid, server_ts, msg_id, gid, from_uid))
-    return [int(r["to_id"]) for r in tx.all("SELECT `to_id` FROM `msg_c2g_timeline` WHERE `msg_id` = %s",
-                                            (msg_id,))]
+    made by the database from the member list; returns those members.
+
+    None, with nothing written, when the sender is not an active member of an
+    active group or the id is already stored: the membership check and the
+    duplicate check are this one INSERT's.  Two statements in all where the
+    database returns the rows it inserts (`tx.returning`), three elsewhere.
+    """
+    if not tx.execute(f"{tx.insert_ignore} INTO `msg_c2g`"
+                      " (`msg_id`, `from_id`, `to_groupid`, `payload`, `created_at`, `server_ts`)"
+                      " SELECT %s, %s, %s, %s, %s, %s FROM `group_member` m JOIN `group` g ON g.`id` = m.`group_id`"
+                      " WHERE m.`group_id` = %s AND m.`user_id` = %s AND m.`status` = 1 AND g.`status` = 1",
+                      (msg_id, from_uid, gid, payload, created_at, server_ts, gid, from_uid)):
+        return None
+    timeline = ("INSERT INTO `msg_c2g_timeline` (`to_groupid`, `to_id`, `created_at`, `msg_id`)"
+                " SELECT %s, `user_id`, %s, %s FROM `group_member` WHERE `group_id` = %s AND `status` = 1"
+                " AND `user_id` <> %s")
+    params = (gid, server_ts, msg_id, gid, from_uid)
+    if tx.returning:
+        rows = tx.all(timeline + " RETURNING `to_id`", params)
+    else:
+        tx.execute(timeline, params)
+        rows = tx.all("SELECT `to_id` FROM `msg_c2g_timeline` WHERE `msg_id` = %s", (msg_id,))
+    return [int(r["to_id"]) for r in rows]
 
 
 def ack_c2g_many(tx: Tx, acks: Sequence[tuple[int, str]]) -> int:

@@ -14,7 +14,6 @@ from ..batching import GroupCommit
 from ..clock import now_ms
 from ..db import Database, Tx
 from ..errors import BadRequest, ImboyError, Refused
-from ..repositories import groups as groups_repo
 from ..repositories import messages as repo
 from ..wire import REVOKED_PAYLOAD
 
@@ -164,15 +163,17 @@ class MessageService:
         """Store a group message once, with a pending entry per other member."""
 
         def store(tx: Tx) -> Stored:
-            existing = repo.c2g_by_msg_id(tx, msg_id)
-            if existing is not None:
+            server_ts = now_ms()
+            members = repo.insert_c2g_to_members(tx, msg_id, from_uid, gid, payload, created_at, server_ts)
+            if members is None:
+                # Nothing written: a resend (answered as the first time, even
+                # after the sender left), an id in use, or not a member.
+                existing = repo.c2g_by_msg_id(tx, msg_id)
+                if existing is None:
+                    raise Refused("Not a member of this group")
                 if existing["from_id"] != from_uid or existing["to_groupid"] != gid:
                     raise BadRequest("Message id already used")
                 return Stored(existing, False, [])
-            if not groups_repo.is_active_member(tx, gid, from_uid):
-                raise Refused("Not a member of this group")
-            server_ts = now_ms()
-            members = repo.insert_c2g_to_members(tx, msg_id, from_uid, gid, payload, created_at, server_ts)
             row = {"msg_id": msg_id, "from_id": from_uid, "to_groupid": gid, "payload": payload,
                    "created_at": created_at, "server_ts": server_ts}
             return Stored(row, True, members)
