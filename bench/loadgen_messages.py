@@ -111,17 +111,25 @@ class MessageCommands:
         return {}
 
     def cmd_c2g_send(self, sender: int, to: str, messages: int, interval: float = 0.0,
-                     wait_ack: bool = True, size: int = 64, tag: str = "g", t0: float | None = None) -> dict:
-        """Send `messages` group messages from one connection; back to back or every `interval` s."""
+                     wait_ack: bool = True, size: int = 64, tag: str = "g", t0: float | None = None,
+                     window: int = 1) -> dict:
+        """Send `messages` group messages from one connection; back to back or every `interval` s.
+
+        With `wait_ack`, at most `window` messages are sent and not yet acked by
+        the server: 1 waits for each one's ack before the next."""
         self.t0 = t0 if t0 is not None else now()
         conn = self.conns[sender]
         pad = "x" * size
         times = []
         start = now()
+        acks0 = self.c["server_acks"]
         for seq in range(messages):
             if interval:
                 gevent.sleep(max(0.0, start + seq * interval - now()))
-            acks = self.c["server_acks"]
+            if wait_ack:
+                limit = now() + 30
+                while seq - (self.c["server_acks"] - acks0) >= window and now() < limit:
+                    gevent.sleep(0.001)
             t = now()
             mid = f"{tag}{sender}-{seq}"
             if not self._send(conn, ujson.dumps({"id": mid, "type": "C2G", "to": to,
@@ -130,10 +138,10 @@ class MessageCommands:
                 self.error("send", "group sender closed")
                 break
             times.append([mid, t])
-            if wait_ack:
-                limit = now() + 30
-                while self.c["server_acks"] == acks and now() < limit:
-                    gevent.sleep(0.001)
+        if wait_ack:
+            limit = now() + 30
+            while self.c["server_acks"] - acks0 < len(times) and now() < limit:
+                gevent.sleep(0.001)
         return {"sent": times, "end": now()}
 
     def cmd_c2g_collect(self) -> dict:

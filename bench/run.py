@@ -71,6 +71,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--members", type=int, default=1000)
     s.add_argument("--workers", type=int, default=1, help="server processes (more than 1: gunicorn + Redis)")
     s.add_argument("--messages", type=int, default=20, help="messages sent back to back (throughput)")
+    s.add_argument("--window", type=int, default=1,
+                   help="burst messages the sender has out without their server ack (default 1: each "
+                        "waits for the previous one's ack)")
     s.add_argument("--paced", type=int, default=10, help="messages sent every --interval s (latency)")
     s.add_argument("--interval", type=float, default=1.0)
     s.add_argument("--no-ack", action="store_true", help="members do not send C2G_CLIENT_ACK")

@@ -170,12 +170,13 @@ def run_c2c(ctx: Context, args: Any) -> dict[str, Any]:
 
 # groups -------------------------------------------------------------------------------
 def _c2g_phase(gen, to: str, ack_to: str, members: int, count: int, interval: float,
-               timeout: float, tag: str) -> dict[str, Any]:
+               timeout: float, tag: str, window: int = 1) -> dict[str, Any]:
     gen.all("c2g_reset", ack_to=ack_to)
     before = gen.status()
     base_in = before.get("c2g_in", 0) - before.get("c2g_dupes", 0)
     t0 = now()
-    sent = gen.workers[0].call("c2g_send", sender=0, to=to, messages=count, interval=interval, tag=tag, t0=t0)
+    sent = gen.workers[0].call("c2g_send", sender=0, to=to, messages=count, interval=interval, tag=tag, t0=t0,
+                               window=window)
     expected = count * (members - 1)
 
     def unique_in() -> int:
@@ -218,7 +219,7 @@ def _c2g_run(ctx: Context, gen, specs, headers, to: str, ack_to: str, args: Any,
         os.makedirs(folder, exist_ok=True)
         prof = Profile(server.pids[0], 15, os.path.join(folder, f"c2g-{args.db}-{time.strftime('%Y%m%dT%H%M%S')}"
                                                         ".pyspy.txt"))
-    burst = _c2g_phase(gen, to, ack_to, args.members, args.messages, 0.0, args.timeout, "b")
+    burst = _c2g_phase(gen, to, ack_to, args.members, args.messages, 0.0, args.timeout, "b", args.window)
     if prof is not None:
         burst["profile"] = prof.finish()
     ctx.log(f"{label}: burst {burst['deliveries']}/{burst['expected_deliveries']} deliveries, "
@@ -238,7 +239,8 @@ def run_c2g(ctx: Context, args: Any) -> dict[str, Any]:
     gid = db.add_group(uids[0], uids)
     users = mint_tokens(ctx.secret, uids)
     result: dict[str, Any] = {"members": m, "db": args.db, "acks": not args.no_ack,
-                              "burst_messages": args.messages, "paced_messages": args.paced,
+                              "burst_messages": args.messages, "burst_window": args.window,
+                              "paced_messages": args.paced,
                               "paced_interval_s": args.interval, "server_workers": args.workers}
     env = {"IMBOY_ACK_RETRY_SCHEDULE": "600"} if args.no_ack else None
     server = ctx.imboy(db, args.workers, env)
