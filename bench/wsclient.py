@@ -15,6 +15,7 @@ import random
 import socket
 import struct
 
+import gevent.socket
 from gevent.lock import Semaphore
 
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
@@ -82,10 +83,13 @@ def _read_head(sock: socket.socket) -> tuple[bytes, bytearray]:
 class WsConn:
     """One client connection: `connect`, then `send_text` / `recv_frame`."""
 
-    __slots__ = ("sock", "buf", "wlock")
+    __slots__ = ("sock", "raw", "buf", "wlock")
 
     def __init__(self, sock: socket.socket, buf: bytearray) -> None:
         self.sock = sock
+        # gevent's socket wraps a non-blocking one: a frame is first offered to
+        # it directly (gevent's sendall costs a getsockopt call per send).
+        self.raw = sock._sock if isinstance(sock, gevent.socket.socket) else None
         self.buf = buf
         self.wlock = Semaphore()
 
@@ -128,7 +132,14 @@ class WsConn:
     # writing ----------------------------------------------------------------
     def send_raw(self, data: bytes) -> None:
         with self.wlock:
-            self.sock.sendall(data)
+            sent = 0
+            if self.raw is not None:
+                try:
+                    sent = self.raw.send(data)
+                except (BlockingIOError, InterruptedError):
+                    pass
+            if sent < len(data):
+                self.sock.sendall(data[sent:] if sent else data)
 
     def send_text(self, text: str) -> None:
         self.send_raw(client_frame(OP_TEXT, text.encode("utf-8")))
