@@ -212,3 +212,40 @@ def test_pending_store_unavailable_at_connect_is_tried_again(imboy, server, user
     assert failures == [b.id]
     ca.close()
     cb.close()
+
+
+def test_retries_of_many_connections_share_queues_that_empty_after_the_schedule(imboy, server, users):
+    """Each connection's retries come in its own order, stop at its ack or its close,
+    and the process-wide queues behind them keep nothing once the schedule is over."""
+    a, b, c, d = users(4)
+    for friend in (b, c, d):
+        befriend(imboy, a, friend)
+    ca, cb, cc, cd = (connect(server, u) for u in (a, b, c, d))
+    for n in range(3):
+        for to in (b, c, d):
+            ca.send_json({"id": f"q-{to.id}-{n}", "type": "C2C", "to": to.hashid, "payload": str(n)})
+    first = {name: [client.expect_type("C2C")["id"] for _ in range(3)]
+             for name, client in (("b", cb), ("c", cc), ("d", cd))}
+    assert first == {name: [f"q-{u.id}-{n}" for n in range(3)] for name, u in (("b", b), ("c", c), ("d", d))}
+    conn_d = imboy.registry.connections(d.id)[0]
+    shared = conn_d._s
+    assert sum(len(q) for q in shared._due.values()) >= 9
+    # B acks everything, C only its middle message, D goes away.
+    for n in range(3):
+        cb.send_json({"id": f"q-{b.id}-{n}", "type": "C2C_CLIENT_ACK"})
+    cc.send_json({"id": f"q-{c.id}-1", "type": "C2C_CLIENT_ACK"})
+    cd.close()
+    # C's copies (0.4 s after the push) come in the order first sent.
+    assert [cc.expect_type("C2C")["id"] for _ in range(2)] == [f"q-{c.id}-0", f"q-{c.id}-2"]
+    assert conn_d.retrying == 0
+    cb.nothing(0.3)
+    for n in (0, 2):
+        cc.send_json({"id": f"q-{c.id}-{n}", "type": "C2C_CLIENT_ACK"})
+    # The last interval of the schedule (1.0 s) passes: nothing is left queued.
+    deadline = time.monotonic() + 5
+    while shared._due and time.monotonic() < deadline:
+        gevent.sleep(0.1)
+    assert shared._due == {} and shared._due_timers == {}
+    cc.nothing(0.2)
+    for client in (ca, cb, cc):
+        client.close()

@@ -11,9 +11,10 @@ brings bytes stamps the connection, and one sweeper per process (a periodic
 libev timer over the connections, not a timer each) closes a connection
 silent for WS_IDLE_TIMEOUT with (1000, "idle timeout"), at most
 2 * IDLE_SWEEP_MAX seconds late.  Writes keep the socket time-out of WS_IDLE_TIMEOUT while the
-writer runs.  Retry timers are libev
-timers owned by the connection and die with it: the pending store in the
-database, not a timer, is what guarantees delivery.
+writer runs.  Retries are not a timer each: the connections of a process
+share one queue per interval of the retry schedule, served by one libev
+timer (see `_Shared.retry_after`); a connection's retries die with it, since
+the pending store in the database, not a timer, is what guarantees delivery.
 
 Bounds: the send queue holds at most SEND_QUEUE_LIMIT frames and
 SEND_QUEUE_BYTES bytes (a client that stops reading is closed with 1008),
@@ -56,6 +57,8 @@ _NOTHING: tuple = ()
 _NO_RETRIES: Any = MappingProxyType({})
 # The longest interval between two idle sweeps.
 IDLE_SWEEP_MAX = 2.0
+# Retries due this soon after a queue's timer fires are sent with the others.
+RETRY_SLACK = 0.01
 _ids = count(1)
 
 
@@ -73,7 +76,7 @@ class _Shared:
     """
 
     __slots__ = ("loop", "idle", "period", "schedule", "queue_limit", "queue_bytes", "rate", "burst",
-                 "credit_cap", "max_message", "metrics", "conns", "stamp", "_timer")
+                 "credit_cap", "max_message", "metrics", "conns", "stamp", "_timer", "_due", "_due_timers")
 
     def __init__(self, loop: Any, config: dict[str, Any], metrics: Any) -> None:
         self.loop = loop
@@ -92,6 +95,11 @@ class _Shared:
         self.conns: set[Connection] = set()
         self.stamp = loop.now()
         self._timer = None
+        # Retries by interval: a FIFO of (due, connection, key, entry), due
+        # times in order since they are now + the same interval, and the
+        # timer of each queue that is not empty.
+        self._due: dict[float, deque[tuple[float, Connection, str, list]]] = {}
+        self._due_timers: dict[float, Any] = {}
 
     def key(self) -> tuple:
         return (self.loop, self.idle, self.schedule, self.queue_limit, self.queue_bytes, self.rate,
@@ -112,6 +120,42 @@ class _Shared:
         if not conns and self._timer is not None:
             self._timer.close()
             self._timer = None
+
+    def retry_after(self, delay: float, conn: "Connection", key: str, entry: list) -> None:
+        """Call `conn._retry(key, entry)` in `delay` seconds if `entry` is still its retry of `key`.
+
+        A cancelled retry is not looked for: its item stays queued until due
+        and is skipped then (a tuple, where a timer each cost a libev
+        watcher started and stopped per message pushed).
+        """
+        queue = self._due.get(delay)
+        if queue is None:
+            queue = self._due[delay] = deque()
+        queue.append((self.loop.now() + delay, conn, key, entry))
+        if delay not in self._due_timers:
+            self._start_due(delay, delay)
+
+    def _start_due(self, delay: float, after: float) -> None:
+        # A new timer each time: a one-shot libev timer started again from its
+        # own callback fires at once.
+        timer = self._due_timers[delay] = self.loop.timer(max(after, 0.0))
+        timer.start(self._fire_due, delay)
+
+    def _fire_due(self, delay: float) -> None:
+        self._due_timers.pop(delay).close()
+        queue = self._due[delay]
+        until = self.loop.now() + RETRY_SLACK
+        while queue and queue[0][0] <= until:
+            _, conn, key, entry = queue.popleft()
+            if conn._retries.get(key) is entry:  # not acked, cancelled, re-armed nor closed since
+                try:
+                    conn._retry(key, entry)
+                except Exception:  # one connection's failure must not stop the others' retries
+                    log.exception("conn %s: retry of %s failed", conn.id, key)
+        if queue:
+            self._start_due(delay, queue[0][0] - self.loop.now())
+        else:
+            del self._due[delay]
 
     def _sweep(self) -> None:
         now = self.stamp = self.loop.now()
@@ -159,7 +203,7 @@ class Connection(SocketFrameReading):
         self._out: deque[bytes] | tuple = _NOTHING
         self._out_bytes = 0
         self._writer: gevent.Greenlet | None = None
-        # key -> [timer, frame, step, first push time, held while its ack is being stored]
+        # key -> [frame, step, first push time, held while its ack is being stored]
         self._retries: dict[str, list] = _NO_RETRIES
         self.closing = False
         self.close_code: int | None = None
@@ -305,21 +349,18 @@ class Connection(SocketFrameReading):
         if retries is _NO_RETRIES:
             retries = self._retries = {}
         old = retries.pop(key, None)
-        if old is not None:
-            old[0].close()
         schedule = self._s.schedule
         if step >= len(schedule):
             return
-        timer = self._s.loop.timer(schedule[step])
-        retries[key] = ([timer, frame, step, old[3], old[4]] if old is not None
-                        else [timer, frame, step, time.monotonic(), False])
-        timer.start(self._retry, key)
+        entry = retries[key] = ([frame, step, old[2], old[3]] if old is not None
+                                else [frame, step, time.monotonic(), False])
+        self._s.retry_after(schedule[step], self, key, entry)
 
-    def _retry(self, key: str) -> None:
-        entry = self._retries.get(key)
-        if entry is None or self.closing:
+    def _retry(self, key: str, entry: list) -> None:
+        """`entry`'s interval is over and it is still the retry of `key`."""
+        if self.closing:
             return
-        timer, frame, step, _, held = entry
+        frame, step, _, held = entry
         if held or self._busy():
             # The client's ack is being stored, or the queue is still busy:
             # try this step again later instead of sending a copy.
@@ -334,7 +375,7 @@ class Connection(SocketFrameReading):
     def retry_age(self, key: str) -> float | None:
         """Seconds since `key` was first pushed here, while it awaits its ack."""
         entry = self._retries.get(key)
-        return None if entry is None else time.monotonic() - entry[3]
+        return None if entry is None else time.monotonic() - entry[2]
 
     def hold_retry(self, key: str, held: bool = True) -> None:
         """The client acked `key` and the ack is being stored: no copy is sent meanwhile
@@ -342,13 +383,12 @@ class Connection(SocketFrameReading):
         the retries go on."""
         entry = self._retries.get(key)
         if entry is not None:
-            entry[4] = held
+            entry[3] = held
 
     def cancel_retry(self, key: str) -> None:
         retries = self._retries
-        entry = retries.pop(key, None) if retries else None
-        if entry is not None:
-            entry[0].close()
+        if retries:
+            retries.pop(key, None)
 
     @property
     def retrying(self) -> int:
@@ -386,8 +426,6 @@ class Connection(SocketFrameReading):
             pass
 
     def _finish(self) -> None:
-        for entry in self._retries.values():
-            entry[0].close()
         self._retries = _NO_RETRIES
         writer = self._writer
         if writer is not None:
