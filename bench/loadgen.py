@@ -24,6 +24,7 @@ import traceback  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
+import gevent.event  # noqa: E402
 import gevent.pool  # noqa: E402
 import ujson  # noqa: E402
 from gevent.fileobject import FileObjectPosix  # noqa: E402
@@ -69,6 +70,8 @@ class Worker(MessageCommands):
         # the message run in progress
         self.inflight: dict[str, tuple[float, int]] = {}
         self.windows: list[Semaphore] = []
+        # Set at each server ack: a group sender waiting for one wakes at once.
+        self.server_acked = gevent.event.Event()
         self.latencies: list[float] = []
         self.lat_from = 0.0
         self.lat_to = float("inf")
@@ -227,6 +230,7 @@ class Worker(MessageCommands):
                 self.windows[pair].release()
         elif kind in ("C2C_SERVER_ACK", "C2G_SERVER_ACK", "ack"):
             self.c["server_acks"] += 1
+            self.server_acked.set()
         elif kind == "C2G":
             self.c["c2g_in"] += 1
             mid = frame.get("id")

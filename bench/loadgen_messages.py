@@ -127,9 +127,7 @@ class MessageCommands:
             if interval:
                 gevent.sleep(max(0.0, start + seq * interval - now()))
             if wait_ack:
-                limit = now() + 30
-                while seq - (self.c["server_acks"] - acks0) >= window and now() < limit:
-                    gevent.sleep(0.001)
+                self._wait_server_acks(acks0 + seq + 1 - window)
             t = now()
             mid = f"{tag}{sender}-{seq}"
             if not self._send(conn, ujson.dumps({"id": mid, "type": "C2G", "to": to,
@@ -139,10 +137,18 @@ class MessageCommands:
                 break
             times.append([mid, t])
         if wait_ack:
-            limit = now() + 30
-            while self.c["server_acks"] - acks0 < len(times) and now() < limit:
-                gevent.sleep(0.001)
+            self._wait_server_acks(acks0 + len(times))
         return {"sent": times, "end": now()}
+
+    def _wait_server_acks(self, total: int, timeout: float = 30.0) -> None:
+        """Until this process has had `total` server acks (woken by each one, not polling)."""
+        limit = now() + timeout
+        acked = self.server_acked
+        while True:
+            acked.clear()
+            if self.c["server_acks"] >= total or now() >= limit:
+                return
+            acked.wait(limit - now())
 
     def cmd_c2g_collect(self) -> dict:
         return {"messages": self.group, "bins": {str(k): v for k, v in sorted(self.bins.items())}}
