@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import pytest
 
+from imboy import clock
 from imboy.clock import now_ms
 from imboy.repositories import groups as groups_repo
 from imboy.repositories import messages as messages_repo
 from imboy import ids
 
-from .ws_support import collect, connect, fast_passwords, make_group  # noqa: F401
+from .ws_support import befriend, collect, connect, fast_passwords, make_group  # noqa: F401
 
 
 def _c2g(msg_id, gid, payload, kind="C2G", **extra):
@@ -175,3 +176,19 @@ def test_group_pending_store_keeps_the_newest_up_to_the_limit(make_app, make_ser
     assert [r["msg_id"] for r in left] == ["gl-3", "gl-4", "gl-5"]
     co.close()
     cm.close()
+
+
+def test_messages_stored_in_one_millisecond_come_back_in_the_order_stored(imboy, users, monkeypatch):
+    """One-to-one and group messages are merged by server_ts for the pending store: stores of
+    one process in the same millisecond (or a clock stepped back) do not tie."""
+    sender, member = users(2)
+    befriend(imboy, sender, member)
+    gid = ids.decode(make_group(imboy, sender, member))
+    monkeypatch.setattr(clock, "now_ms", lambda: 1_500_000_000_000)
+    for n in range(3):
+        imboy.messages.send_c2c(sender.id, member.id, f"ms-c{n}", '"x"', 1)
+        imboy.messages.send_c2g(sender.id, gid, f"ms-g{n}", '"x"', 1)
+    rows = imboy.db.run("test.pending", imboy.messages.load_pending_many, [member.id])[member.id]
+    assert [row["msg_id"] for _, row in rows] == ["ms-c0", "ms-g0", "ms-c1", "ms-g1", "ms-c2", "ms-g2"]
+    stamps = [row["server_ts"] for _, row in rows]
+    assert stamps == sorted(set(stamps))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..batching import GroupCommit
-from ..clock import now_ms
+from .. import clock
 from ..db import Database, Tx
 from ..errors import BadRequest, ImboyError, Refused
 from ..repositories import messages as repo
@@ -66,7 +66,7 @@ class MessageService:
         now and then a count of the recipients' pending messages)."""
         stored, friends = repo.stored_and_friendships(
             tx, list({item[2] for item in items}), list({(item[0], item[1]) for item in items}))
-        server_ts = now_ms()
+        server_ts = clock.server_ts()
         outcomes: list[Stored | ImboyError] = []
         new_rows: list[dict[str, Any]] = []
         for from_uid, to_uid, msg_id, payload, created_at in items:
@@ -163,7 +163,7 @@ class MessageService:
         """Store a group message once, with a pending entry per other member."""
 
         def store(tx: Tx) -> Stored:
-            server_ts = now_ms()
+            server_ts = clock.server_ts()
             members = repo.insert_c2g_to_members(tx, msg_id, from_uid, gid, payload, created_at, server_ts)
             if members is None:
                 # Nothing written: a resend (answered as the first time, even
