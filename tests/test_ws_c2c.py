@@ -213,6 +213,34 @@ def test_no_copy_is_resent_while_the_ack_is_being_stored(make_app, make_server, 
     cb.close()
 
 
+def test_no_copy_is_resent_while_the_clients_frames_wait_unread(make_app, make_server, users):
+    """The server is behind on reading the recipient's frames (here its reading loop waits
+    for an earlier ack to be stored, held up by an operator's lock): its ack of the next
+    message sits unread, and the server sends no copies of that message meanwhile."""
+    imboy, a, b, ca, cb, operator = _friends_beside_an_operator(
+        make_app, make_server, users, DB_QUERY_TIMEOUT=5, ACK_RETRY_SCHEDULE=(0.3, 0.3, 0.3, 0.3, 0.3, 0.3))
+    for msg_id in ("unread-0", "unread-1"):
+        ca.send_json(_c2c(msg_id, b, {"text": msg_id}))
+        ca.expect_type("C2C_SERVER_ACK")
+        assert cb.expect_type("C2C")["id"] == msg_id
+    operator.hold("unread-0")
+    try:
+        cb.send_json({"id": "unread-0", "type": "C2C_CLIENT_ACK"})
+        # A heartbeat waits for the ack before it to be stored: the reading loop stops here.
+        cb.send_text("ping")
+        cb.send_json({"id": "unread-1", "type": "C2C_CLIENT_ACK"})
+        # Three copies of each were due in this second.
+        assert collect(cb, 1.0, "C2C") == []
+    finally:
+        operator.release()
+        operator.conn.close()
+    assert cb.expect(lambda f: isinstance(f, str), timeout=5) == "pong2"
+    wait_for(lambda: _pending_ids(imboy, b.id) == [], what="both acks stored")
+    assert collect(cb, 0.7, "C2C") == []
+    ca.close()
+    cb.close()
+
+
 def test_full_retry_schedule_then_silence(make_app, make_server, users):
     schedule = (0.3, 0.5, 0.7, 0.9)
     app = make_app(ACK_RETRY_SCHEDULE=schedule)

@@ -361,8 +361,9 @@ class Connection(SocketFrameReading):
         if self.closing:
             return
         frame, step, _, held = entry
-        if held or self._busy():
-            # The client's ack is being stored, or the queue is still busy:
+        if held or self._busy() or self._unread():
+            # The client's ack is being stored, or may be among what it sent
+            # that this server has not read yet, or the queue is still busy:
             # try this step again later instead of sending a copy.
             self._arm(key, frame, step)
             return
@@ -371,6 +372,20 @@ class Connection(SocketFrameReading):
         if metrics is not None:
             metrics.retries.inc()
         self._arm(key, frame, step + 1)
+
+    def _unread(self) -> bool:
+        """Bytes from the client wait to be read: read ahead and not yet parsed, or still
+        in the socket (a server busy elsewhere, or a reading loop waiting for earlier
+        frames to be stored)."""
+        if self._pos < len(self._buf):
+            return True
+        sock = self._sock
+        if type(sock) is not GeventSocket:
+            return False
+        try:
+            return bool(sock._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:  # nothing waiting (EAGAIN), or the connection is gone
+            return False
 
     def retry_age(self, key: str) -> float | None:
         """Seconds since `key` was first pushed here, while it awaits its ack."""
