@@ -241,6 +241,32 @@ def test_no_copy_is_resent_while_the_clients_frames_wait_unread(make_app, make_s
     cb.close()
 
 
+def test_a_retry_put_off_again_and_again_on_a_short_schedule_holds_up_no_one(make_app, make_server, users):
+    """Retries shorter than the queues' slack come one interval apart, not all at once, and
+    put off while the ack is being stored they wait for the queue's next turn: the server
+    goes on serving everyone meanwhile."""
+    imboy, a, b, ca, cb, operator = _friends_beside_an_operator(
+        make_app, make_server, users, DB_QUERY_TIMEOUT=5, ACK_RETRY_SCHEDULE=(0.005,) * 1000)
+    ca.send_json(_c2c("short-1", b, {"text": "quick"}))
+    ca.expect_type("C2C_SERVER_ACK")
+    assert cb.expect_type("C2C")["id"] == "short-1"
+    # A thousand copies over five seconds: a few dozen in the first fifth of a second.
+    assert 1 <= len(collect(cb, 0.2, "C2C")) <= 60
+    operator.hold("short-1")
+    try:
+        cb.send_json({"id": "short-1", "type": "C2C_CLIENT_ACK"})
+        wait_for(lambda: imboy.db.pool_in_use == 1, what="the ack waiting for the lock")
+        gevent.sleep(0.1)
+        ca.send_text("ping")
+        assert ca.expect(lambda f: isinstance(f, str), timeout=3) == "pong2"
+    finally:
+        operator.release()
+        operator.conn.close()
+    wait_for(lambda: _pending_ids(imboy, b.id) == [], what="the ack stored")
+    ca.close()
+    cb.close()
+
+
 def test_full_retry_schedule_then_silence(make_app, make_server, users):
     schedule = (0.3, 0.5, 0.7, 0.9)
     app = make_app(ACK_RETRY_SCHEDULE=schedule)

@@ -142,16 +142,20 @@ class _Shared:
         timer.start(self._fire_due, delay)
 
     def _fire_due(self, delay: float) -> None:
-        self._due_timers.pop(delay).close()
         queue = self._due[delay]
         until = self.loop.now() + RETRY_SLACK
-        while queue and queue[0][0] <= until:
+        # Only what was queued before: a retry put off again goes to the back.
+        left = len(queue)
+        while left and queue[0][0] <= until:
+            left -= 1
             _, conn, key, entry = queue.popleft()
             if conn._retries.get(key) is entry:  # not acked, cancelled, re-armed nor closed since
                 try:
                     conn._retry(key, entry)
                 except Exception:  # one connection's failure must not stop the others' retries
                     log.exception("conn %s: retry of %s failed", conn.id, key)
+        # Listed until now, so that the retries above started no other timer.
+        self._due_timers.pop(delay).close()
         if queue:
             self._start_due(delay, queue[0][0] - self.loop.now())
         else:
