@@ -47,11 +47,10 @@ import gevent
 import pymysql
 from gevent.event import AsyncResult, Event
 
-from .db import Database, Tx
+from .db import Database, Tx, is_duplicate_key
 from .errors import ImboyError
 
 log = logging.getLogger("imboy.db")
-_DUPLICATE_KEY = 1062
 # A lane whose last batch ended this recently is busy: with `linger`, its next batch waits.
 BUSY_WINDOW = 0.05
 #: The wait of batches on a connection's way in (handshakes), where 10 ms is unnoticed.
@@ -91,7 +90,7 @@ class GroupCommit(Generic[I, T]):
             try:
                 return db.run(name, batch, items)
             except pymysql.err.IntegrityError as exc:
-                if not exc.args or exc.args[0] != _DUPLICATE_KEY:
+                if not is_duplicate_key(exc):
                     raise
                 # Another lane (or node) committed the same key first: run the
                 # batch again, it now sees that row (a resend, or an id in use).

@@ -48,6 +48,7 @@ _ALREADY_DONE = {1050, 1060, 1061, 1068, 1022}
 # answers from a live server and leave the connection usable.
 _CONNECTION_GONE = {2003, 2006, 2013, 2055, 1053, 1077, 1080, 1152, 1927, 4031}
 _DEADLOCK = 1213
+_DUPLICATE_KEY = 1062
 _ATTEMPTS = 3
 # Threads an SQLite database keeps for its commits and waits.
 _SQLITE_THREADS = 4
@@ -169,6 +170,13 @@ class Tx:
 
 def _as_dict(row: Any) -> dict[str, Any]:
     return row if isinstance(row, dict) else dict(row)
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    """A unique key refused the row: MySQL's error 1062, SQLite's UNIQUE constraint."""
+    if isinstance(exc, pymysql.err.IntegrityError):
+        return bool(exc.args) and exc.args[0] == _DUPLICATE_KEY
+    return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(exc)
 
 
 @lru_cache(maxsize=16)

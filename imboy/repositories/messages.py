@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..db import Tx
+from ..db import Tx, is_duplicate_key
 
 PENDING, ACKED, DROPPED = 0, 1, 2
 C2C_COLS = "`id`, `msg_id`, `from_id`, `to_id`, `payload`, `created_at`, `server_ts`, `status`"
@@ -172,14 +172,23 @@ def insert_c2g_to_members(tx: Tx, msg_id: str, from_uid: int, gid: int, payload:
 
     None, with nothing written, when the sender is not an active member of an
     active group or the id is already stored: the membership check and the
-    duplicate check are this one INSERT's.  Two statements in all where the
-    database returns the rows it inserts (`tx.returning`), three elsewhere.
+    duplicate check are this one INSERT's (not `INSERT IGNORE`, which would
+    also turn a value the column cannot hold into a warning).  Two statements
+    in all where the database returns the rows it inserts (`tx.returning`),
+    three elsewhere.
     """
-    if not tx.execute(f"{tx.insert_ignore} INTO `msg_c2g`"
-                      " (`msg_id`, `from_id`, `to_groupid`, `payload`, `created_at`, `server_ts`)"
-                      " SELECT %s, %s, %s, %s, %s, %s FROM `group_member` m JOIN `group` g ON g.`id` = m.`group_id`"
-                      " WHERE m.`group_id` = %s AND m.`user_id` = %s AND m.`status` = 1 AND g.`status` = 1",
-                      (msg_id, from_uid, gid, payload, created_at, server_ts, gid, from_uid)):
+    try:
+        inserted = tx.execute("INSERT INTO `msg_c2g`"
+                              " (`msg_id`, `from_id`, `to_groupid`, `payload`, `created_at`, `server_ts`)"
+                              " SELECT %s, %s, %s, %s, %s, %s FROM `group_member` m"
+                              " JOIN `group` g ON g.`id` = m.`group_id` WHERE m.`group_id` = %s"
+                              " AND m.`user_id` = %s AND m.`status` = 1 AND g.`status` = 1",
+                              (msg_id, from_uid, gid, payload, created_at, server_ts, gid, from_uid))
+    except Exception as exc:
+        if not is_duplicate_key(exc):
+            raise
+        return None  # the statement alone failed; the transaction goes on
+    if not inserted:
         return None
     timeline = ("INSERT INTO `msg_c2g_timeline` (`to_groupid`, `to_id`, `created_at`, `msg_id`)"
                 " SELECT %s, `user_id`, %s, %s FROM `group_member` WHERE `group_id` = %s AND `status` = 1"
