@@ -135,6 +135,11 @@ def test_c2g(bench_runs):
         assert paced["complete"] and paced["deliveries"] == 3 * 29
         assert burst["last_member_latency_ms"]["count"] == 8 and data["burst_window"] == 3
         assert data[side]["errors"] == {}, data[side]["error_samples"]
+    # Every member's ack is stored: the pending group store is empty after each phase.
+    for phase in ("burst", "paced"):
+        stats = data["imboy"][phase]
+        assert stats["all_acked"] and stats["all_acked_s"] >= stats["seconds"]
+        assert 0 < stats["acked_deliveries_per_s"] <= stats["deliveries_per_s"] * 1.01
 
 
 def test_reconnect(bench_runs):
