@@ -192,3 +192,30 @@ def test_messages_stored_in_one_millisecond_come_back_in_the_order_stored(imboy,
     assert [row["msg_id"] for _, row in rows] == ["ms-c0", "ms-g0", "ms-c1", "ms-g1", "ms-c2", "ms-g2"]
     stamps = [row["server_ts"] for _, row in rows]
     assert stamps == sorted(set(stamps))
+
+
+def test_a_batch_of_group_acks_removes_exactly_the_entries_acked(imboy, users):
+    """Acks of several members for several messages go in one statement, grouped by message
+    or by member (whichever makes fewer lists); other pending entries stay, and acks of
+    entries already gone or never there remove nothing."""
+    owner, b, c, d, outsider = users(5)
+    gid = ids.decode(make_group(imboy, owner, b, c, d))
+    for n in range(4):
+        imboy.messages.send_c2g(owner.id, gid, f"ab-{n}", '"x"', 1)
+
+    def pending():
+        rows = imboy.db.read("test.rows", "SELECT `msg_id`, `to_id` FROM `msg_c2g_timeline`"
+                             " WHERE `to_groupid` = %s", (gid,))
+        return sorted((r["msg_id"], r["to_id"]) for r in rows)
+
+    everyone = sorted((f"ab-{n}", uid) for n in range(4) for uid in (b.id, c.id, d.id))
+    assert pending() == everyone
+    ack = lambda acks: imboy.db.run("test.ack", messages_repo.ack_c2g_many, acks)  # noqa: E731
+    # Two messages, three members: one list per message.
+    assert ack([(b.id, "ab-0"), (c.id, "ab-0"), (d.id, "ab-1")]) == 3
+    # One member, three messages: one list per member; one of them acked before,
+    # one id unknown, and an outsider's ack of a real message.
+    assert ack([(b.id, "ab-0"), (b.id, "ab-2"), (b.id, "ab-3"), (b.id, "nope"), (outsider.id, "ab-2")]) == 2
+    assert ack([]) == 0
+    gone = {("ab-0", b.id), ("ab-0", c.id), ("ab-1", d.id), ("ab-2", b.id), ("ab-3", b.id)}
+    assert pending() == sorted(set(everyone) - gone)

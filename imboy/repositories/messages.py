@@ -203,25 +203,30 @@ def insert_c2g_to_members(tx: Tx, msg_id: str, from_uid: int, gid: int, payload:
 
 
 def ack_c2g_many(tx: Tx, acks: Sequence[tuple[int, str]]) -> int:
-    """Remove the (member, msg_id) pending entries: one statement per message acked
-    (or per member, when that makes fewer), each an IN list on the unique key."""
+    """Remove the (member, msg_id) pending entries in one statement: an OR of IN lists on
+    the unique key, one list per message acked (or per member, when that makes fewer).
+
+    One statement rather than one per message: a batch of acks usually spans
+    several messages, and each statement is a round trip that waits for the
+    event loop's next turn."""
+    if not acks:
+        return 0
     by_msg: dict[str, list[int]] = {}
     by_member: dict[int, list[str]] = {}
     for uid, msg_id in acks:
         by_msg.setdefault(msg_id, []).append(uid)
         by_member.setdefault(uid, []).append(msg_id)
-    removed = 0
+    terms: list[str] = []
+    params: list[Any] = []
     if len(by_msg) <= len(by_member):
         for msg_id, uids in by_msg.items():
-            marks = ", ".join(["%s"] * len(uids))
-            removed += tx.execute(f"DELETE FROM `msg_c2g_timeline` WHERE `msg_id` = %s AND `to_id` IN ({marks})",
-                                  [msg_id, *uids])
+            terms.append(f"(`msg_id` = %s AND `to_id` IN ({', '.join(['%s'] * len(uids))}))")
+            params += (msg_id, *uids)
     else:
         for uid, msg_ids in by_member.items():
-            marks = ", ".join(["%s"] * len(msg_ids))
-            removed += tx.execute(f"DELETE FROM `msg_c2g_timeline` WHERE `to_id` = %s AND `msg_id` IN ({marks})",
-                                  [uid, *msg_ids])
-    return removed
+            terms.append(f"(`to_id` = %s AND `msg_id` IN ({', '.join(['%s'] * len(msg_ids))}))")
+            params += (uid, *msg_ids)
+    return tx.execute(f"DELETE FROM `msg_c2g_timeline` WHERE {' OR '.join(terms)}", params)
 
 
 def pending_c2g(tx: Tx, to_uid: int, limit: int = 100000) -> list[dict[str, Any]]:

@@ -43,8 +43,10 @@ class MessageService:
         # Recipient -> how many more messages it can surely take before the
         # pending limit (a lower bound kept by this process, see _store_c2c).
         self._room: dict[int, int] = {}
+        # Group acks come a thousand at a time (one per member): batches of up to
+        # 1,024 keep their store abreast of the deliveries (256 fell seconds behind).
         self._group_acks: GroupCommit[tuple[int, str], None] = GroupCommit(
-            db, "messages.ack_c2g", _ack_c2g, lanes=2, lane=lambda item: item[1])
+            db, "messages.ack_c2g", _ack_c2g, lanes=2, lane=lambda item: item[1], max_items=1024)
 
     # one-to-one -----------------------------------------------------------
     def send_c2c(self, from_uid: int, to_uid: int, msg_id: str, payload: str, created_at: int,
