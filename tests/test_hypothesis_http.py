@@ -265,10 +265,21 @@ def sql_formatting_problems(source: str, filename: str) -> list[str]:
             return False
         assigned = [n.value for n in ast.walk(func) if isinstance(n, ast.Assign)
                     and any(isinstance(t, ast.Name) and t.id == name for t in n.targets)]
-        if assigned and all(_is_marks_join(v) or _constant_text(v) for v in assigned):
+        if assigned and all(_is_marks_join(v) or _constant_text(v) or safe_join(v, func) for v in assigned):
             return True
         params = {a.arg for a in func.args.args}  # type: ignore[attr-defined]
         return name in params and _guarded(func, name)
+
+    def safe_join(node: ast.AST, func: ast.AST | None) -> bool:
+        """`" OR ".join(f"(`a` = %s AND `b` IN ({_marks(n)}))" for n in ...)`: texts made
+        of safe pieces only, one per item."""
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join"
+                and isinstance(node.func.value, ast.Constant) and len(node.args) == 1
+                and isinstance(node.args[0], (ast.GeneratorExp, ast.ListComp))):
+            return False
+        elt = node.args[0].elt
+        return _constant_text(elt) or (isinstance(elt, ast.JoinedStr) and all(
+            safe_piece(part.value, func) for part in elt.values if isinstance(part, ast.FormattedValue)))
 
     def safe_piece(node: ast.AST, func: ast.AST | None) -> bool:
         if isinstance(node, ast.Name):
@@ -354,11 +365,18 @@ def test_the_sql_check_catches_formatting():
             tx.all(fine)
             where = " OR ".join([name] * 2)
             tx.all(f"SELECT * FROM t WHERE {where}")
+            terms = " OR ".join(f"(`a` = '{v}')" for v in column)
+            tx.all(f"SELECT * FROM t WHERE {terms}")
+            lists = " OR ".join(f"(`a` = %s AND `b` IN ({', '.join(v)}))" for v in column)
+            tx.all(f"SELECT * FROM t WHERE {lists}")
     ''')
     problems = sql_formatting_problems(bad, "bad.py")
-    assert len(problems) == 7, problems
+    assert len(problems) == 9, problems
     good = textwrap.dedent('''
         COLS = "`id`, `name`"
+
+        def _marks(n):
+            return ", ".join(["%s"] * n)
 
         def by_ids(tx, ids, column, for_update):
             if column not in ("email", "account"):
@@ -368,6 +386,8 @@ def test_the_sql_check_catches_formatting():
             tx.all(f"SELECT {COLS} FROM t WHERE `{column}` IN ({marks}){lock}", ids)
             pairs = " OR ".join(["(`a` = %s AND `b` = %s)"] * len(ids))
             tx.all(f"SELECT * FROM t WHERE {pairs}", ids)
+            lists = " OR ".join(f"(`a` = %s AND `b` IN ({_marks(len(v))}))" for v in ids)
+            tx.all(f"SELECT * FROM t WHERE {lists}", ids)
             tx.execute(f"{tx.insert_ignore} INTO t (a) VALUES (%s)" + tx.upsert_suffix(["a"], ["b"]), (1,))
     ''')
     assert sql_formatting_problems(good, "good.py") == []

@@ -195,9 +195,8 @@ def test_messages_stored_in_one_millisecond_come_back_in_the_order_stored(imboy,
 
 
 def test_a_batch_of_group_acks_removes_exactly_the_entries_acked(imboy, users):
-    """Acks of several members for several messages go in one statement, grouped by message
-    or by member (whichever makes fewer lists); other pending entries stay, and acks of
-    entries already gone or never there remove nothing."""
+    """Acks of several members for several messages go in one statement; other pending
+    entries stay, and acks of entries already gone or never there remove nothing."""
     owner, b, c, d, outsider = users(5)
     gid = ids.decode(make_group(imboy, owner, b, c, d))
     for n in range(4):
@@ -211,11 +210,41 @@ def test_a_batch_of_group_acks_removes_exactly_the_entries_acked(imboy, users):
     everyone = sorted((f"ab-{n}", uid) for n in range(4) for uid in (b.id, c.id, d.id))
     assert pending() == everyone
     ack = lambda acks: imboy.db.run("test.ack", messages_repo.ack_c2g_many, acks)  # noqa: E731
-    # Two messages, three members: one list per message.
+    # Two messages, three members.
     assert ack([(b.id, "ab-0"), (c.id, "ab-0"), (d.id, "ab-1")]) == 3
-    # One member, three messages: one list per member; one of them acked before,
-    # one id unknown, and an outsider's ack of a real message.
+    # One member, three messages: one of them acked before, one id unknown, and an
+    # outsider's ack of a real message.
     assert ack([(b.id, "ab-0"), (b.id, "ab-2"), (b.id, "ab-3"), (b.id, "nope"), (outsider.id, "ab-2")]) == 2
     assert ack([]) == 0
     gone = {("ab-0", b.id), ("ab-0", c.id), ("ab-1", d.id), ("ab-2", b.id), ("ab-3", b.id)}
     assert pending() == sorted(set(everyone) - gone)
+
+
+def test_a_batch_of_group_acks_over_several_statements(imboy, users, monkeypatch):
+    """More acks than one statement takes (SQLite: at most 999 parameters before 3.32,
+    and an expression at most 1,000 deep): every ack is removed, and nothing else;
+    and a thousand acks in one batch."""
+    monkeypatch.setattr(messages_repo, "ACKS_PER_STATEMENT", 5)
+    owner, *members = users(5)
+    gid = ids.decode(make_group(imboy, owner, *members))
+    for n in range(8):
+        imboy.messages.send_c2g(owner.id, gid, f"ak-{n}", '"x"', 1)
+    # Six messages by four members, in five statements (lists by message or by member).
+    acks = [(m.id, f"ak-{n}") for n in range(6) for m in members]
+    assert imboy.db.run("test.ack", messages_repo.ack_c2g_many, acks) == 24
+    # Three members' acks of one message.
+    assert imboy.db.run("test.ack", messages_repo.ack_c2g_many, [(m.id, "ak-6") for m in members[:3]]) == 3
+
+    def left():
+        rows = imboy.db.read("test.rows", "SELECT `msg_id`, `to_id` FROM `msg_c2g_timeline`"
+                             " WHERE `to_groupid` = %s", (gid,))
+        return sorted((r["msg_id"], r["to_id"]) for r in rows)
+
+    assert left() == sorted([("ak-6", members[3].id)] + [("ak-7", m.id) for m in members])
+    monkeypatch.undo()
+    # A thousand at once, as a batch of the commit lane can be.
+    for n in range(8, 258):
+        imboy.messages.send_c2g(owner.id, gid, f"ak-{n}", '"x"', 1)
+    acks = [(m.id, f"ak-{n}") for n in range(8, 258) for m in members]
+    assert imboy.db.run("test.ack", messages_repo.ack_c2g_many, acks) == 1000
+    assert left() == sorted([("ak-6", members[3].id)] + [("ak-7", m.id) for m in members])

@@ -202,31 +202,38 @@ def insert_c2g_to_members(tx: Tx, msg_id: str, from_uid: int, gid: int, payload:
     return [int(r["to_id"]) for r in rows]
 
 
-def ack_c2g_many(tx: Tx, acks: Sequence[tuple[int, str]]) -> int:
-    """Remove the (member, msg_id) pending entries in one statement: an OR of IN lists on
-    the unique key, one list per message acked (or per member, when that makes fewer).
+#: Group acks per DELETE: at most twice as many parameters (SQLite before 3.32
+#: takes 999) and as many IN lists (SQLite refuses an expression deeper than 1,000).
+ACKS_PER_STATEMENT = 499
 
-    One statement rather than one per message: a batch of acks usually spans
-    several messages, and each statement is a round trip that waits for the
-    event loop's next turn."""
-    if not acks:
-        return 0
-    by_msg: dict[str, list[int]] = {}
-    by_member: dict[int, list[str]] = {}
-    for uid, msg_id in acks:
-        by_msg.setdefault(msg_id, []).append(uid)
-        by_member.setdefault(uid, []).append(msg_id)
-    terms: list[str] = []
-    params: list[Any] = []
-    if len(by_msg) <= len(by_member):
-        for msg_id, uids in by_msg.items():
-            terms.append(f"(`msg_id` = %s AND `to_id` IN ({', '.join(['%s'] * len(uids))}))")
-            params += (msg_id, *uids)
-    else:
-        for uid, msg_ids in by_member.items():
-            terms.append(f"(`to_id` = %s AND `msg_id` IN ({', '.join(['%s'] * len(msg_ids))}))")
-            params += (uid, *msg_ids)
-    return tx.execute(f"DELETE FROM `msg_c2g_timeline` WHERE {' OR '.join(terms)}", params)
+
+def _marks(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+def ack_c2g_many(tx: Tx, acks: Sequence[tuple[int, str]]) -> int:
+    """Remove the (member, msg_id) pending entries; returns how many were removed.
+
+    One statement for up to ACKS_PER_STATEMENT acks: an OR of IN lists on the
+    unique key, one list per message (or per member, when that makes fewer).
+    A batch of acks spans many messages and members at once: a statement per
+    message was a round trip, each waiting for the event loop's next turn, for
+    a few dozen rows, and an OR of single pairs costs MariaDB a range each."""
+    removed = 0
+    for start in range(0, len(acks), ACKS_PER_STATEMENT):
+        by_msg: dict[str, list[int]] = {}
+        by_member: dict[int, list[str]] = {}
+        for uid, msg_id in acks[start:start + ACKS_PER_STATEMENT]:
+            by_msg.setdefault(msg_id, []).append(uid)
+            by_member.setdefault(uid, []).append(msg_id)
+        if len(by_msg) <= len(by_member):
+            lists = " OR ".join(f"(`msg_id` = %s AND `to_id` IN ({_marks(len(uids))}))" for uids in by_msg.values())
+            params = [v for msg_id, uids in by_msg.items() for v in (msg_id, *uids)]
+        else:
+            lists = " OR ".join(f"(`to_id` = %s AND `msg_id` IN ({_marks(len(ids))}))" for ids in by_member.values())
+            params = [v for uid, msg_ids in by_member.items() for v in (uid, *msg_ids)]
+        removed += tx.execute(f"DELETE FROM `msg_c2g_timeline` WHERE {lists}", params)
+    return removed
 
 
 def pending_c2g(tx: Tx, to_uid: int, limit: int = 100000) -> list[dict[str, Any]]:
