@@ -254,19 +254,28 @@ def sql_formatting_problems(source: str, filename: str) -> list[str]:
     tree = ast.parse(source)
     constants = {t.id for n in tree.body if isinstance(n, ast.Assign) and _constant_text(n.value)
                  for t in n.targets if isinstance(t, ast.Name)}
+    def returns(func: ast.AST) -> list[ast.AST | None]:
+        return [r.value for r in ast.walk(func) if isinstance(r, ast.Return)]
+
+    # Helpers every return of which is a placeholder list.
     safe_funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)
-                  and any(isinstance(r, ast.Return) and _is_marks_join(r.value) for r in ast.walk(n))}
+                  and returns(n) and all(v is not None and _is_marks_join(v) for v in returns(n))}
     problems: list[str] = []
+    resolving: set[str] = set()  # names being checked (a name built from itself is not safe)
 
     def safe_name(name: str, func: ast.AST | None) -> bool:
         if name in constants:
             return True
-        if func is None:
+        if func is None or name in resolving:
             return False
         assigned = [n.value for n in ast.walk(func) if isinstance(n, ast.Assign)
                     and any(isinstance(t, ast.Name) and t.id == name for t in n.targets)]
-        if assigned and all(_is_marks_join(v) or _constant_text(v) or safe_join(v, func) for v in assigned):
-            return True
+        resolving.add(name)
+        try:
+            if assigned and all(_is_marks_join(v) or _constant_text(v) or safe_join(v, func) for v in assigned):
+                return True
+        finally:
+            resolving.discard(name)
         params = {a.arg for a in func.args.args}  # type: ignore[attr-defined]
         return name in params and _guarded(func, name)
 
@@ -277,9 +286,21 @@ def sql_formatting_problems(source: str, filename: str) -> list[str]:
                 and isinstance(node.func.value, ast.Constant) and len(node.args) == 1
                 and isinstance(node.args[0], (ast.GeneratorExp, ast.ListComp))):
             return False
-        elt = node.args[0].elt
+        comp = node.args[0]
+        # Names the comprehension binds are its items: whatever they shadow, they are
+        # values, allowed only as arguments of a helper that returns placeholders.
+        bound = {n.id for gen in comp.generators for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
+
+        def piece(value: ast.AST) -> bool:
+            checked = value.func if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) \
+                and value.func.id in safe_funcs else value
+            return safe_piece(value, func) and not any(
+                isinstance(n, ast.Name) and n.id in bound for n in ast.walk(checked))
+
+        elt = comp.elt
         return _constant_text(elt) or (isinstance(elt, ast.JoinedStr) and all(
-            safe_piece(part.value, func) for part in elt.values if isinstance(part, ast.FormattedValue)))
+            piece(part.value) and part.format_spec is None
+            for part in elt.values if isinstance(part, ast.FormattedValue)))
 
     def safe_piece(node: ast.AST, func: ast.AST | None) -> bool:
         if isinstance(node, ast.Name):
@@ -298,7 +319,8 @@ def sql_formatting_problems(source: str, filename: str) -> list[str]:
             return
         if isinstance(node, ast.JoinedStr):
             for part in node.values:
-                if isinstance(part, ast.FormattedValue) and not safe_piece(part.value, func):
+                if isinstance(part, ast.FormattedValue) and (not safe_piece(part.value, func)
+                                                             or part.format_spec is not None):
                     problems.append(f"{where}: f-string interpolates {ast.unparse(part.value)}")
             return
         if safe_piece(node, func):
@@ -369,9 +391,26 @@ def test_the_sql_check_catches_formatting():
             tx.all(f"SELECT * FROM t WHERE {terms}")
             lists = " OR ".join(f"(`a` = %s AND `b` IN ({', '.join(v)}))" for v in column)
             tx.all(f"SELECT * FROM t WHERE {lists}")
+            # A comprehension's item named like something safe is still a value.
+            marks = ", ".join(["%s"] * 3)
+            shadow = " OR ".join(f"(`a` IN ({marks}))" for marks in column)
+            tx.all(f"SELECT * FROM t WHERE {shadow}")
+            consts = " OR ".join(f"(`a` = '{COLS}')" for COLS in column)
+            tx.all(f"SELECT * FROM t WHERE {consts}")
+            helper = " OR ".join(f"(`a` IN ({_mixed(v)}))" for v in column)
+            tx.all(f"SELECT * FROM t WHERE {helper}")
+            tx.all(f"SELECT {COLS:{column}} FROM t")
+            # Built from itself: reported, not an endless check.
+            loop = " OR ".join(f"({loop})" for v in column)
+            tx.all(f"SELECT * FROM t WHERE {loop}")
+
+        def _mixed(v):
+            if v:
+                return ", ".join(["%s"] * 3)
+            return v
     ''')
     problems = sql_formatting_problems(bad, "bad.py")
-    assert len(problems) == 9, problems
+    assert len(problems) == 14, problems
     good = textwrap.dedent('''
         COLS = "`id`, `name`"
 
