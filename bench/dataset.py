@@ -175,6 +175,11 @@ class BenchDB:
         return int(self.db.run("bench.pending_count", lambda tx: tx.scalar(
             "SELECT COUNT(*) FROM `msg_c2c` WHERE `to_id` = %s AND `status` = 0", (to_uid,))))
 
+    def group_pending(self) -> bool:
+        """Some member's group message is not acked yet (cheap to poll: no count)."""
+        return bool(self.db.run("bench.group_pending", lambda tx: tx.scalar(
+            "SELECT EXISTS (SELECT 1 FROM `msg_c2g_timeline`)")))
+
     def count(self, table: str) -> int:
         if table not in ("msg_c2c", "msg_c2g", "msg_c2g_timeline", "user", "user_friend"):
             raise ValueError(table)

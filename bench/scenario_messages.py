@@ -187,7 +187,7 @@ def _c2g_phase(gen, to: str, ack_to: str, members: int, count: int, interval: fl
 
     complete = wait_until(lambda: unique_in() >= expected, timeout, 0.1)
     t_acked = None
-    if db is not None and wait_until(lambda: db.count("msg_c2g_timeline") == 0, timeout, 0.05):
+    if db is not None and wait_until(lambda: not db.group_pending(), timeout, 0.05):
         t_acked = now()
     parts = gen.all("c2g_collect")
     merged: dict[str, list] = {}

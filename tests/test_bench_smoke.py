@@ -28,7 +28,7 @@ RUNS = {
     "c2c_sqlite": ["c2c", "--pairs", "8", "--window", "1,2", "--duration", "2", "--warmup", "0.5", "--db", "sqlite"],
     "c2c_mysql": ["c2c", "--pairs", "8", "--window", "2", "--duration", "2", "--warmup", "0.5", "--db", "mysql"],
     "c2g": ["c2g", "--members", "30", "--messages", "8", "--window", "3", "--paced", "3", "--interval", "0.1",
-            "--db", "sqlite"],
+            "--timeout", "30", "--db", "sqlite"],
     "reconnect": ["reconnect", "--n", "30", "--pending", "2", "--db", "sqlite"],
     "offline": ["offline", "--pending", "300", "--db", "sqlite"],
 }
