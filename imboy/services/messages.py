@@ -239,5 +239,7 @@ def _ack_c2c(tx: Tx, items: Sequence[tuple[int, str]]) -> list[bool]:
 
 
 def _ack_c2g(tx: Tx, items: Sequence[tuple[int, str]]) -> list[None]:
-    repo.ack_c2g_many(tx, list(set(items)))
+    # In the unique key's order (msg_id, member): batches of several processes
+    # lock their rows in one order.
+    repo.ack_c2g_many(tx, sorted(set(items), key=lambda ack: (ack[1], ack[0])))
     return [None] * len(items)
