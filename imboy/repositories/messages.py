@@ -226,13 +226,13 @@ def ack_c2g_many(tx: Tx, acks: Sequence[tuple[int, str]]) -> int:
         for uid, msg_id in acks[start:start + ACKS_PER_STATEMENT]:
             by_msg.setdefault(msg_id, []).append(uid)
             by_member.setdefault(uid, []).append(msg_id)
-        if len(by_msg) <= len(by_member):
-            lists = " OR ".join(f"(`msg_id` = %s AND `to_id` IN ({_marks(len(uids))}))" for uids in by_msg.values())
-            params = [v for msg_id, uids in by_msg.items() for v in (msg_id, *uids)]
-        else:
-            lists = " OR ".join(f"(`to_id` = %s AND `msg_id` IN ({_marks(len(ids))}))" for ids in by_member.values())
-            params = [v for uid, msg_ids in by_member.items() for v in (uid, *msg_ids)]
-        removed += tx.execute(f"DELETE FROM `msg_c2g_timeline` WHERE {lists}", params)
+        per_msg = len(by_msg) <= len(by_member)
+        groups: dict[Any, Any] = by_msg if per_msg else by_member
+        key = "`msg_id`" if per_msg else "`to_id`"
+        listed = "`to_id`" if per_msg else "`msg_id`"
+        lists = " OR ".join(f"({key} = %s AND {listed} IN ({_marks(len(values))}))" for values in groups.values())
+        removed += tx.execute(f"DELETE FROM `msg_c2g_timeline` WHERE {lists}",
+                              [v for k, values in groups.items() for v in (k, *values)])
     return removed
 
 
