@@ -248,3 +248,37 @@ def test_a_batch_of_group_acks_over_several_statements(imboy, users, monkeypatch
     acks = [(m.id, f"ak-{n}") for n in range(8, 258) for m in members]
     assert imboy.db.run("test.ack", messages_repo.ack_c2g_many, acks) == 1000
     assert left() == sorted([("ak-6", members[3].id)] + [("ak-7", m.id) for m in members])
+
+
+def test_a_member_acking_hundreds_at_once_gets_back_only_what_it_did_not_ack(imboy, server, users):
+    """A member back from offline acks its whole backlog in one go: reconnecting brings
+    back exactly the few it left unacked, and another member's entries are untouched."""
+    owner, b, c = users(3)
+    gid = make_group(imboy, owner, b, c)
+    group = ids.decode(gid)
+    sent = [f"bulk-{n}" for n in range(700)]
+    for msg_id in sent:
+        imboy.messages.send_c2g(owner.id, group, msg_id, '"x"', 1)
+    kept = {msg_id for n, msg_id in enumerate(sent) if n % 100 == 7}
+
+    def backlog(client, count):
+        got: set[str] = set()
+        while len(got) < count:  # copies retried meanwhile come again: ids, not frames
+            got.add(client.expect_type("C2G", 10)["id"])
+        return got
+
+    cb = connect(server, b)
+    assert backlog(cb, 700) == set(sent)
+    for msg_id in sent:
+        if msg_id not in kept:
+            cb.send_json({"id": msg_id, "type": "C2G_CLIENT_ACK", "to": gid})
+    cb.send_text("ping")  # frames are handled in order: once pong2 is back, the acks are stored
+    cb.expect(lambda f: f == "pong2", 10)
+    cb.close()
+    cb = connect(server, b)
+    assert backlog(cb, len(kept)) == kept
+    assert {frame["id"] for _, frame in collect(cb, 0.3, "C2G")} <= kept
+    cc = connect(server, c)
+    assert backlog(cc, 700) == set(sent)
+    cb.close()
+    cc.close()
